@@ -1,0 +1,131 @@
+"""Input checks shared by every public entry point: clear errors before any kernel runs.
+
+Messages say what was wrong, what was expected and what was given.
+"""
+import numbers
+
+import numpy as np
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        valid = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {valid}; got {value!r}.")
+    return value
+
+
+def check_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}; got {type(value).__name__} {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}; got {value}.")
+    return int(value)
+
+
+def check_float(name, value, low=0.0, high=np.inf, low_open=True, high_open=False):
+    """A real number in the interval given (open or closed at each end)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__} {value!r}.")
+    value = float(value)
+    lo_ok = value > low if low_open else value >= low
+    hi_ok = value < high if high_open else value <= high
+    if not (np.isfinite(value) and lo_ok and hi_ok):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}.")
+    return value
+
+
+def check_dtype(dtype):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt.name not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64; got {dtype!r}.")
+    return dt
+
+
+def _as_numeric(name, a):
+    if a is None:
+        raise TypeError(f"{name} must be an array of numbers; got None.")
+    if hasattr(a, "toarray") or hasattr(a, "tocsr"):
+        raise TypeError(f"{name} is a sparse matrix; NeuralNetwork takes dense arrays (use .toarray()).")
+    arr = np.asarray(a)
+    kind = arr.dtype.kind
+    if kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must hold numbers; got an object array that does not convert to float.") from None
+    elif kind == "c":
+        raise TypeError(f"{name} must be real; got a complex array ({arr.dtype}).")
+    elif kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers; got an array of dtype {arr.dtype}.")
+    return arr
+
+
+def _finalise(name, arr, dtype):
+    """Cast once to a writable C-contiguous array of ``dtype`` and reject NaN/inf."""
+    out = np.asarray(arr, dtype=dtype, order="C")
+    if not out.flags.writeable:  # kernels take writable arrays only: one signature per dtype
+        out = out.copy()
+    if not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}, "
+            f"after conversion to {np.dtype(dtype).name}); expected finite values."
+        )
+    return out
+
+
+def check_X(X, n_features, dtype, name="X"):
+    """X as a finite (n, n_features) C-contiguous array of ``dtype``, n >= 1."""
+    arr = _as_numeric(name, X)
+    if arr.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for one sample)" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, {n_features}); got an array of shape {arr.shape}{hint}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); expected at least one sample.")
+    if arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features per sample; the network's input_size is {n_features}.")
+    return _finalise(name, arr, dtype)
+
+
+def check_y(y, n_samples, loss_func, n_outputs, dtype, name="y"):
+    """Targets as a finite (n_samples, n_outputs) array of ``dtype``.
+
+    categorical_crossentropy takes one-hot rows or integer class labels (n_samples,)
+    in [0, n_outputs); the others take (n_samples, n_outputs), or (n_samples,) when
+    n_outputs is 1. log_loss targets lie in [0, 1].
+    """
+    arr = _as_numeric(name, y)
+    if arr.ndim == 0 or arr.ndim > 2:
+        raise ValueError(f"{name} must be 1-D or 2-D; got an array of shape {arr.shape}.")
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples}; expected one target row per sample.")
+    if loss_func == "categorical_crossentropy" and arr.ndim == 1:
+        labels = _finalise(name, arr, np.float64)
+        if np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= n_outputs:
+            raise ValueError(
+                f"{name} as class labels must be integers in [0, {n_outputs}) (output_size = {n_outputs}); "
+                f"got values in [{labels.min()}, {labels.max()}]."
+            )
+        onehot = np.zeros((n_samples, n_outputs), dtype=dtype)
+        onehot[np.arange(n_samples), labels.astype(np.intp)] = 1
+        return onehot
+    if arr.ndim == 1:
+        if n_outputs != 1:
+            raise ValueError(
+                f"{name} is 1-D but the network has {n_outputs} outputs; expected shape ({n_samples}, {n_outputs})"
+                + (" or integer class labels." if loss_func == "categorical_crossentropy" else ".")
+            )
+        arr = arr.reshape(-1, 1)
+    if arr.shape[1] != n_outputs:
+        raise ValueError(f"{name} has {arr.shape[1]} columns; the network's output_size is {n_outputs}.")
+    out = _finalise(name, arr, dtype)
+    if loss_func in ("log_loss", "categorical_crossentropy") and (out.min() < 0 or out.max() > 1):
+        raise ValueError(
+            f"{name} for {loss_func} must lie in [0, 1] (probabilities or 0/1 labels); "
+            f"got values in [{out.min()}, {out.max()}]."
+        )
+    return out

@@ -1,0 +1,214 @@
+"""NeuralNetwork: the tutorial's class, on one flat parameter buffer and compiled kernels."""
+from collections.abc import Sequence
+import numbers
+
+import numpy as np
+
+from . import _tables
+from ._engine import KernelEngine
+from ._validation import check_X, check_choice, check_dtype, check_float, check_int, check_y
+from .optimizers import SGD, OptimizerState
+
+
+def _hidden_sizes(hidden_size):
+    if isinstance(hidden_size, numbers.Integral) and not isinstance(hidden_size, bool):
+        sizes = (hidden_size,)
+    elif isinstance(hidden_size, Sequence) and not isinstance(hidden_size, str):
+        sizes = tuple(hidden_size)
+    else:
+        raise TypeError(f"hidden_size must be an int or a sequence of ints; got {hidden_size!r}.")
+    return tuple(check_int("hidden_size" if len(sizes) == 1 else f"hidden_size[{i}]", h) for i, h in enumerate(sizes))
+
+
+class NeuralNetwork:
+    """A dense feed-forward network, drop-in for the tutorial's ``NeuralNetwork``.
+
+    Parameters
+    ----------
+    input_size : int
+        Number of input features.
+    hidden_size : int or sequence of int
+        Width of the hidden layer, or of each hidden layer in order.
+    output_size : int
+        Number of outputs (classes for categorical cross-entropy).
+    loss_func : {'mse', 'log_loss', 'categorical_crossentropy'}, default 'mse'
+        Loss whose gradient ``backward`` and ``Trainer`` follow.
+    activation : {'sigmoid', 'tanh', 'relu', 'leaky_relu', 'elu', 'identity'}, default 'sigmoid'
+        Activation of every hidden layer (the tutorial's is sigmoid).
+    output_activation : {'identity', 'sigmoid', 'softmax'}, optional
+        Defaults as in the tutorial: softmax for categorical cross-entropy, sigmoid
+        otherwise. 'log_loss' needs sigmoid, categorical cross-entropy softmax; 'mse'
+        takes any (identity for regression).
+    alpha : float, optional
+        Negative slope of leaky ReLU (default 0.01) or scale of ELU (default 1.0).
+    init : {'normal', 'glorot', 'he'}, default 'normal'
+        Weight initialisation: standard normal (the tutorial's), Glorot-uniform
+        U(+-sqrt(6 / (fan_in + fan_out))) or He-normal N(0, 2 / fan_in). Biases start at 0.
+    dtype : {'float64', 'float32'}, default float64
+        Dtype of the parameters and of all computation.
+    seed : int, optional
+        Seeds the weights and the minibatch shuffling. With None, both draw from
+        NumPy's global random state, in the tutorial's order: ``np.random.seed(s)``
+        before construction gives exactly the tutorial's initial weights (and
+        ``seed=s`` gives the same weights too).
+
+    Attributes
+    ----------
+    params : ndarray (n_params,)
+        All weights and biases in one flat buffer: W_0, b_0, W_1, b_1, ...
+    weights, biases : list of ndarray
+        Views into ``params``: weights[l] (d_l, d_{l+1}), biases[l] (1, d_{l+1}).
+    weights1, bias1, weights2, bias2 : ndarray
+        The tutorial's names, for a single hidden layer; they read and write ``params``.
+    a2 : ndarray
+        Output of the last ``forward`` call, as in the tutorial.
+    """
+
+    _engine = KernelEngine
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        output_size,
+        loss_func="mse",
+        *,
+        activation="sigmoid",
+        output_activation=None,
+        alpha=None,
+        init="normal",
+        dtype=np.float64,
+        seed=None,
+    ):
+        self.input_size = check_int("input_size", input_size)
+        self.hidden_size = hidden_size
+        self.hidden_sizes = _hidden_sizes(hidden_size)
+        self.output_size = check_int("output_size", output_size)
+        self.loss_func = check_choice("loss_func", loss_func, tuple(_tables.LOSSES))
+        self.activation = check_choice("activation", activation, tuple(_tables.ACTIVATIONS))
+        if output_activation is None:
+            output_activation = _tables.DEFAULT_OUTPUT[loss_func]
+        check_choice("output_activation", output_activation, tuple(_tables.OUTPUT_ACTIVATIONS))
+        if output_activation not in _tables.ALLOWED_OUTPUTS[loss_func]:
+            allowed = " or ".join(repr(a) for a in _tables.ALLOWED_OUTPUTS[loss_func])
+            raise ValueError(
+                f"output_activation {output_activation!r} does not fit loss_func {loss_func!r}; expected {allowed}."
+            )
+        self.output_activation = output_activation
+        self.alpha = check_float("alpha", alpha if alpha is not None else _tables.DEFAULT_ALPHA.get(activation, 0.0), 0.0, low_open=False)
+        self.init = check_choice("init", init, _tables.INITS)
+        self.dtype = check_dtype(dtype)
+        if seed is not None:
+            seed = check_int("seed", seed, minimum=0)
+        self.seed = seed
+        # The tutorial draws from the global state; a seed gets its own legacy stream, so
+        # that seed=s and np.random.seed(s) give the same weights.
+        self._rng = np.random if seed is None else np.random.RandomState(seed)
+
+        self.layer_sizes = (self.input_size, *self.hidden_sizes, self.output_size)
+        self.layer_sizes_array = np.array(self.layer_sizes, dtype=np.int64)
+        n_layers = len(self.layer_sizes) - 1
+        self.activation_codes = np.array(
+            [_tables.ACTIVATIONS[activation]] * (n_layers - 1) + [_tables.OUTPUT_ACTIVATIONS[output_activation]],
+            dtype=np.int64,
+        )
+        self.loss_code = _tables.LOSSES[loss_func]
+        # Logs take probabilities clipped to [eps, 1 - eps] (scikit-learn's choice).
+        self.clip_eps = float(np.finfo(self.dtype).eps)
+        n_params = sum(a * b + b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
+        self.params = np.zeros(n_params, dtype=self.dtype)
+        self.weights, self.biases = [], []
+        offset = 0
+        for d_in, d_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+            self.weights.append(self.params[offset : offset + d_in * d_out].reshape(d_in, d_out))
+            offset += d_in * d_out
+            self.biases.append(self.params[offset : offset + d_out].reshape(1, d_out))
+            offset += d_out
+        self._initialise()
+        self.a2 = None
+
+    def _initialise(self):
+        for W in self.weights:
+            fan_in, fan_out = W.shape
+            # Drawn as float64 in layer order (the tutorial's randn calls), then cast.
+            if self.init == "normal":
+                W[...] = self._rng.randn(fan_in, fan_out)
+            elif self.init == "glorot":
+                bound = np.sqrt(6.0 / (fan_in + fan_out))
+                W[...] = self._rng.uniform(-bound, bound, (fan_in, fan_out))
+            else:  # he
+                W[...] = self._rng.randn(fan_in, fan_out) * np.sqrt(2.0 / fan_in)
+
+    # -- the tutorial's parameter names, for one hidden layer -------------------------
+    def _tutorial_param(index, kind):
+        name = f"weights{index + 1}" if kind == "weight" else f"bias{index + 1}"
+
+        def getter(self):
+            self._require_one_hidden(name)
+            return (self.weights if kind == "weight" else self.biases)[index]
+
+        def setter(self, value):
+            current = getter(self)
+            value = np.asarray(value)
+            if value.shape != current.shape and value.size != current.size:
+                raise ValueError(f"{name} must have shape {current.shape}; got {value.shape}.")
+            value = value.reshape(current.shape)
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name} must be finite.")
+            current[...] = value
+
+        return property(getter, setter)
+
+    weights1 = _tutorial_param(0, "weight")
+    bias1 = _tutorial_param(0, "bias")
+    weights2 = _tutorial_param(1, "weight")
+    bias2 = _tutorial_param(1, "bias")
+    del _tutorial_param
+
+    def _require_one_hidden(self, name):
+        if len(self.hidden_sizes) != 1:
+            raise AttributeError(
+                f"{name} exists for one hidden layer only; this network has {len(self.hidden_sizes)}: "
+                "use .weights[l] and .biases[l]."
+            )
+
+    # -- the tutorial's methods ---------------------------------------------------------
+    def forward(self, X):
+        """Output activations for X (n_samples, input_size); also kept as ``self.a2``."""
+        X = check_X(X, self.input_size, self.dtype)
+        self.a2 = self._engine.predict(self, X)
+        return self.a2
+
+    def backward(self, X, y, learning_rate):
+        """One full-batch gradient-descent step on (X, y), as the tutorial's ``backward``.
+
+        The gradient is that of ``loss_func`` averaged over the samples. Unlike the
+        tutorial, which reuses the activations of the last ``forward`` call, this
+        runs its own forward pass on X.
+        """
+        X = check_X(X, self.input_size, self.dtype)
+        Y = check_y(y, X.shape[0], self.loss_func, self.output_size, self.dtype)
+        lr = check_float("learning_rate", learning_rate)
+        n = X.shape[0]
+        optimizer = SGD()
+        self._engine.train_epoch(
+            self, X, Y, np.arange(n, dtype=np.int64), n, optimizer,
+            OptimizerState(optimizer, self.params.size, self.dtype), lr, self.loss_code,
+            self._engine.workspace(self, n),
+        )
+
+    def predict(self, X):
+        """Predictions for X: class indices (n,) for categorical cross-entropy, 0/1 labels
+        (n, output_size) for log_loss, the outputs themselves for mse."""
+        out = self.forward(X)
+        if self.loss_func == "categorical_crossentropy":
+            return np.argmax(out, axis=1)
+        if self.loss_func == "log_loss":
+            return (out > 0.5).astype(np.int64)
+        return out
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(layers={self.layer_sizes}, activation={self.activation!r}, "
+            f"output_activation={self.output_activation!r}, loss_func={self.loss_func!r}, dtype={self.dtype.name})"
+        )

@@ -1,0 +1,178 @@
+"""The plain NumPy reference: the same maths as the kernels, written to be read.
+
+This is the oracle of fastnn's tests and the baseline of its benchmarks. It has the
+public API of ``fastnn`` (``NeuralNetwork``, ``Trainer``): the classes share fastnn's
+validation, initialisation and batch order, and swap the compiled engine for
+``NumpyEngine`` below, which is vectorised NumPy and nothing else.
+
+Conventions, for a batch of n samples and k outputs:
+    mse                       L = 1/(n k) sum (A - Y)^2
+    log_loss                  L = -1/(n k) sum Y log A + (1 - Y) log(1 - A)
+    categorical_crossentropy  L = -1/n sum Y log A
+"""
+import numpy as np
+
+from . import network as _network
+from . import trainer as _trainer
+from .kernels import codes
+
+
+# -- activations and their derivatives from the output A -------------------------------
+def sigmoid(Z):
+    e = np.exp(-np.abs(Z))  # exp of a non-positive number: never overflows
+    return np.where(Z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def softmax(Z):
+    E = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def activate(Z, code, alpha):
+    if code == codes.IDENTITY:
+        return Z
+    if code == codes.SIGMOID:
+        return sigmoid(Z)
+    if code == codes.TANH:
+        return np.tanh(Z)
+    if code == codes.RELU:
+        return np.maximum(Z, 0)
+    if code == codes.LEAKY_RELU:
+        return np.where(Z > 0, Z, alpha * Z)
+    if code == codes.ELU:
+        return np.where(Z > 0, Z, alpha * np.expm1(np.minimum(Z, 0)))
+    if code == codes.SOFTMAX:
+        return softmax(Z)
+    raise ValueError(f"unknown activation code {code}")
+
+
+def derivative(A, code, alpha):
+    """f'(Z) in terms of the output A = f(Z) (not for softmax)."""
+    if code == codes.IDENTITY:
+        return np.ones_like(A)
+    if code == codes.SIGMOID:
+        return A * (1 - A)
+    if code == codes.TANH:
+        return 1 - A * A
+    if code == codes.RELU:
+        return (A > 0).astype(A.dtype)
+    if code == codes.LEAKY_RELU:
+        return np.where(A > 0, 1, alpha).astype(A.dtype)
+    if code == codes.ELU:
+        return np.where(A > 0, 1, A + alpha).astype(A.dtype)
+    raise ValueError(f"no elementwise derivative for activation code {code}")
+
+
+# -- losses ------------------------------------------------------------------------------
+def mean_loss(A, Y, code, eps):
+    n, k = A.shape
+    if code == codes.MSE:
+        return np.sum((A - Y) ** 2) / k / n
+    P = np.clip(A, eps, 1 - eps)
+    if code == codes.LOG_LOSS:
+        return -np.sum(Y * np.log(P) + (1 - Y) * np.log(1 - P)) / k / n
+    return -np.sum(Y * np.log(P)) / n
+
+
+def output_delta(A, Y, loss_code, out_code):
+    """dL/dZ of the output layer for the mean loss over the batch."""
+    n, k = A.shape
+    if loss_code == codes.LOG_LOSS and out_code == codes.SIGMOID:
+        return (A - Y) / (n * k)
+    if loss_code == codes.CATEGORICAL_CROSSENTROPY and out_code == codes.SOFTMAX:
+        return (A - Y) / n
+    G = 2 * (A - Y) / (n * k)  # mse: dL/dA
+    if out_code == codes.SOFTMAX:
+        return A * (G - np.sum(G * A, axis=1, keepdims=True))
+    if out_code == codes.SIGMOID:
+        return G * A * (1 - A)
+    return G
+
+
+# -- network passes -------------------------------------------------------------------
+def forward(net, X):
+    """Activations of every layer, input first: [X, A_1, ..., A_L]."""
+    As = [X]
+    for W, b, code in zip(net.weights, net.biases, net.activation_codes):
+        As.append(activate(As[-1] @ W + b, code, net.alpha))
+    return As
+
+
+def gradients(net, As, Y, l2):
+    """Flat gradient (the layout of net.params) of the mean batch loss + 0.5 l2 sum W^2."""
+    D = output_delta(As[-1], Y, net.loss_code, net.activation_codes[-1])
+    grads = []
+    for layer in range(len(net.weights) - 1, -1, -1):
+        W = net.weights[layer]
+        grads.append(D.sum(axis=0))
+        grads.append((As[layer].T @ D + l2 * W).ravel())
+        if layer > 0:
+            D = (D @ W.T) * derivative(As[layer], net.activation_codes[layer - 1], net.alpha)
+    return np.concatenate(grads[::-1])
+
+
+def update(optimizer, theta, g, state, lr):
+    """One optimizer step on theta in place (scikit-learn's update rules)."""
+    state.t += 1
+    if optimizer.code == codes.SGD:
+        theta -= lr * g
+    elif optimizer.code in (codes.MOMENTUM, codes.NESTEROV):
+        mu = optimizer.momentum
+        state.m[...] = mu * state.m - lr * g
+        theta += mu * state.m - lr * g if optimizer.code == codes.NESTEROV else state.m
+    else:
+        b1, b2 = optimizer.beta1, optimizer.beta2
+        lr_t = lr * np.sqrt(1 - b2**state.t) / (1 - b1**state.t)
+        state.m[...] = b1 * state.m + (1 - b1) * g
+        state.v[...] = b2 * state.v + (1 - b2) * g * g
+        theta -= lr_t * state.m / (np.sqrt(state.v) + optimizer.epsilon)
+
+
+class NumpyEngine:
+    """The engine interface of ``fastnn._engine.KernelEngine``, in plain NumPy."""
+
+    name = "reference"
+
+    @staticmethod
+    def workspace(net, batch_size):
+        return None
+
+    @staticmethod
+    def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
+        total = 0.0
+        for start in range(0, idx.size, batch_size):
+            rows = idx[start : start + batch_size]
+            Xb, Yb = X[rows], Y[rows]
+            n = rows.size
+            c = l2 + l2_batch / n
+            As = forward(net, Xb)
+            loss = mean_loss(As[-1], Yb, metric_code, net.clip_eps)
+            if c != 0:
+                loss += 0.5 * c * sum(np.sum(W * W) for W in net.weights)
+            total += loss * n
+            update(optimizer, net.params, gradients(net, As, Yb, c), state, lr)
+        return total / idx.size
+
+    @staticmethod
+    def predict(net, X):
+        return forward(net, X)[-1]
+
+    @staticmethod
+    def mean_loss(A, Y, loss_code, clip_eps):
+        return mean_loss(A, Y, loss_code, clip_eps)
+
+    @staticmethod
+    def all_finite(a):
+        return bool(np.isfinite(a).all())
+
+
+class NeuralNetwork(_network.NeuralNetwork):
+    __doc__ = "NumPy reference of :class:`fastnn.NeuralNetwork` (same API).\n" + (_network.NeuralNetwork.__doc__ or "")
+    _engine = NumpyEngine
+
+
+class Trainer(_trainer.Trainer):
+    __doc__ = "NumPy reference of :class:`fastnn.Trainer` (same API).\n" + (_trainer.Trainer.__doc__ or "")
+
+
+__all__ = ["NeuralNetwork", "Trainer", "NumpyEngine"]

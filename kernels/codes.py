@@ -1,0 +1,25 @@
+"""Integer codes shared by the kernels and the Python layer that selects them.
+
+Numba specialises on types, not values: passing a code (an int) instead of a
+function keeps one compiled signature for every activation, loss and optimizer.
+"""
+
+# activations (hidden and output)
+IDENTITY = 0
+SIGMOID = 1
+TANH = 2
+RELU = 3
+LEAKY_RELU = 4
+ELU = 5
+SOFTMAX = 6  # output layer only
+
+# losses
+MSE = 0  # mean over samples and outputs of (a - y)^2
+LOG_LOSS = 1  # binary cross-entropy, mean over samples and outputs
+CATEGORICAL_CROSSENTROPY = 2  # mean over samples of -sum_k y_k log p_k
+
+# optimizers (update rules over the flat parameter buffer)
+SGD = 0
+MOMENTUM = 1
+NESTEROV = 2
+ADAM = 3
