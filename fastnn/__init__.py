@@ -3,10 +3,24 @@
 ``NeuralNetwork`` and ``Trainer`` are drop-ins for the "math behind neural networks"
 tutorial's classes; ``fastnn.reference`` holds the same API in plain NumPy.
 """
-from .errors import DivergenceError
+from .errors import DivergenceError, ModelFileError
 from .network import NeuralNetwork
 from .optimizers import SGD, Adam
 from .trainer import Trainer
+from .io import load_checkpoint, load_model, save_checkpoint, save_model
+
+load, save = load_model, save_model
 
 __version__ = "0.1.0"
-__all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "__version__"]
+__all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "__version__",
+           "ModelFileError", "save", "load", "save_model", "load_model", "save_checkpoint", "load_checkpoint",
+           "MLPClassifier", "MLPRegressor"]
+
+
+def __getattr__(name):
+    # The scikit-learn drop-ins import scikit-learn: only when first asked for.
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import sklearn
+
+        return getattr(sklearn, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

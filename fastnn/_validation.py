@@ -2,9 +2,13 @@
 
 Messages say what was wrong, what was expected and what was given.
 """
+import decimal
 import numbers
 
 import numpy as np
+
+# What an object array may hold: real numbers (not strings, None, complex or containers).
+_REAL_OBJECTS = (numbers.Real, decimal.Decimal, np.bool_)
 
 
 def check_choice(name, value, choices):
@@ -50,13 +54,23 @@ def _as_numeric(name, a):
         raise TypeError(f"{name} must be an array of numbers; got None.")
     if hasattr(a, "toarray") or hasattr(a, "tocsr"):
         raise TypeError(f"{name} is a sparse matrix; NeuralNetwork takes dense arrays (use .toarray()).")
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array of numbers; {err}") from None
     kind = arr.dtype.kind
     if kind == "O":
+        # float() would parse strings and turn None into NaN: accept real numbers only.
+        bad = [x for x in arr.flat if not isinstance(x, _REAL_OBJECTS)][:1]
+        if bad:
+            bad = bad[0]
+            raise TypeError(f"{name} must hold numbers; got an object array holding {type(bad).__name__} {bad!r:.50}.")
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
             raise TypeError(f"{name} must hold numbers; got an object array that does not convert to float.") from None
+        except OverflowError:
+            raise ValueError(f"{name} holds a number too large for float64; expected finite values.") from None
     elif kind == "c":
         raise TypeError(f"{name} must be real; got a complex array ({arr.dtype}).")
     elif kind not in "biuf":
@@ -66,7 +80,8 @@ def _as_numeric(name, a):
 
 def _finalise(name, arr, dtype):
     """Cast once to a writable C-contiguous array of ``dtype`` and reject NaN/inf."""
-    out = np.asarray(arr, dtype=dtype, order="C")
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported just below
+        out = np.asarray(arr, dtype=dtype, order="C")
     if not out.flags.writeable:  # kernels take writable arrays only: one signature per dtype
         out = out.copy()
     if not np.isfinite(out).all():

@@ -12,3 +12,13 @@ class DivergenceError(FloatingPointError):
     def __init__(self, message: str, epoch: int):
         super().__init__(message)
         self.epoch = epoch
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file is not a valid fastnn file.
+
+    Raised by ``fastnn.load`` and ``fastnn.load_checkpoint`` with a message saying
+    what is wrong (not a zip archive, truncated, checksum mismatch, unknown format
+    version, missing or extra arrays, wrong shape or dtype, non-finite values, an
+    object array, a bad header). Nothing from a file is ever executed.
+    """

@@ -6,6 +6,7 @@ import numpy as np
 
 from . import _tables
 from ._engine import KernelEngine
+from .errors import DivergenceError
 from ._validation import check_X, check_choice, check_dtype, check_float, check_int, check_y
 from .optimizers import SGD, OptimizerState
 
@@ -13,10 +14,13 @@ from .optimizers import SGD, OptimizerState
 def _hidden_sizes(hidden_size):
     if isinstance(hidden_size, numbers.Integral) and not isinstance(hidden_size, bool):
         sizes = (hidden_size,)
-    elif isinstance(hidden_size, Sequence) and not isinstance(hidden_size, str):
+    elif (isinstance(hidden_size, Sequence) and not isinstance(hidden_size, str)) or (
+        isinstance(hidden_size, np.ndarray) and hidden_size.ndim == 1
+    ):
         sizes = tuple(hidden_size)
     else:
         raise TypeError(f"hidden_size must be an int or a sequence of ints; got {hidden_size!r}.")
+
     return tuple(check_int("hidden_size" if len(sizes) == 1 else f"hidden_size[{i}]", h) for i, h in enumerate(sizes))
 
 
@@ -28,7 +32,8 @@ class NeuralNetwork:
     input_size : int
         Number of input features.
     hidden_size : int or sequence of int
-        Width of the hidden layer, or of each hidden layer in order.
+        Width of the hidden layer, or of each hidden layer in order (an empty
+        sequence gives no hidden layer: a linear or logistic model).
     output_size : int
         Number of outputs (classes for categorical cross-entropy).
     loss_func : {'mse', 'log_loss', 'categorical_crossentropy'}, default 'mse'
@@ -100,6 +105,8 @@ class NeuralNetwork:
         self.dtype = check_dtype(dtype)
         if seed is not None:
             seed = check_int("seed", seed, minimum=0)
+            if seed >= 2**32:
+                raise ValueError(f"seed must be an int in [0, 2**32); got {seed}.")
         self.seed = seed
         # The tutorial draws from the global state; a seed gets its own legacy stream, so
         # that seed=s and np.random.seed(s) give the same weights.
@@ -150,7 +157,9 @@ class NeuralNetwork:
         def setter(self, value):
             current = getter(self)
             value = np.asarray(value)
-            if value.shape != current.shape and value.size != current.size:
+            # The exact shape, or (d,) for a (1, d) bias: a same-size array of another
+            # shape (a transposed weight matrix) must not be silently reshaped.
+            if value.shape != current.shape and not (current.shape[0] == 1 and value.shape == current.shape[1:]):
                 raise ValueError(f"{name} must have shape {current.shape}; got {value.shape}.")
             value = value.reshape(current.shape)
             if not np.isfinite(value).all():
@@ -191,11 +200,19 @@ class NeuralNetwork:
         lr = check_float("learning_rate", learning_rate)
         n = X.shape[0]
         optimizer = SGD()
-        self._engine.train_epoch(
+        before = self.params.copy()
+        loss = self._engine.train_epoch(
             self, X, Y, np.arange(n, dtype=np.int64), n, optimizer,
             OptimizerState(optimizer, self.params.size, self.dtype), lr, self.loss_code,
             self._engine.workspace(self, n),
         )
+        if not (np.isfinite(loss) and self._engine.all_finite(self.params)):
+            self.params[...] = before
+            raise DivergenceError(
+                f"backward diverged: the loss was {loss} and the step gave non-finite weights; "
+                f"the weights are unchanged. Try a smaller learning_rate (got {lr}) or scale X.",
+                1,
+            )
 
     def predict(self, X):
         """Predictions for X: class indices (n,) for categorical cross-entropy, 0/1 labels
@@ -206,6 +223,16 @@ class NeuralNetwork:
         if self.loss_func == "log_loss":
             return (out > 0.5).astype(np.int64)
         return out
+
+    def save(self, path, *, metadata=None):
+        """Save this network to ``path`` (.npz: arrays plus a JSON header, written atomically).
+
+        ``fastnn.load(path)`` gives it back; ``metadata`` (a JSON-serialisable dict) comes
+        back as ``model.metadata``. See ``fastnn.io.save_model``.
+        """
+        from .io import save_model
+
+        save_model(self, path, metadata)
 
     def __repr__(self):
         return (

@@ -7,6 +7,16 @@ from .errors import DivergenceError
 from .optimizers import OptimizerState, resolve
 
 
+def _as_predictions(y_pred, dtype):
+    """y_pred as a finite 2-D array (a 1-D one is one output per sample)."""
+    A = np.asarray(y_pred)
+    if A.ndim == 1:
+        A = A.reshape(-1, 1)
+    if A.ndim != 2:
+        raise ValueError(f"y_pred must be 1-D or 2-D (n_samples, n_outputs); got shape {A.shape}.")
+    return check_X(A, A.shape[1], dtype, "y_pred")
+
+
 class Trainer:
     """Trains a ``NeuralNetwork``, drop-in for the tutorial's ``Trainer``.
 
@@ -40,12 +50,28 @@ class Trainer:
         self.test_loss = []
         self.optimizer_state = None
 
+    def save_checkpoint(self, path):
+        """Save model, optimizer state and history to ``path`` so training resumes exactly.
+
+        See ``fastnn.io.save_checkpoint``; ``Trainer.load_checkpoint(path)`` reads it back.
+        """
+        from .io import save_checkpoint
+
+        save_checkpoint(self, path)
+
+    @staticmethod
+    def load_checkpoint(path):
+        """The trainer saved at ``path`` (its class and engine are the file's). See ``fastnn.io``."""
+        from .io import load_checkpoint
+
+        return load_checkpoint(path)
+
     def calculate_loss(self, y_true, y_pred):
         """The tutorial's helper: mean ``loss_func`` of predictions against targets."""
         model = self.model
-        A = np.ascontiguousarray(y_pred, dtype=model.dtype)
-        Y = check_y(y_true, A.shape[0], self.loss_func, A.shape[1] if A.ndim == 2 else 1, model.dtype, "y_true")
-        return float(model._engine.mean_loss(A.reshape(Y.shape), Y, _tables.LOSSES[self.loss_func], model.clip_eps))
+        A = _as_predictions(y_pred, model.dtype)
+        Y = check_y(y_true, A.shape[0], self.loss_func, A.shape[1], model.dtype, "y_true")
+        return float(model._engine.mean_loss(A, Y, _tables.LOSSES[self.loss_func], model.clip_eps))
 
     def train(
         self,
@@ -93,7 +119,9 @@ class Trainer:
         epochs = check_int("epochs", epochs)
         lr = check_float("learning_rate", learning_rate)
         optimizer = resolve(optimizer)
-        verbose = check_int("verbose", verbose, minimum=0)
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
+        verbose = check_int("verbose", int(verbose) if isinstance(verbose, (bool, np.bool_)) else verbose, minimum=0)
         X = check_X(X_train, model.input_size, model.dtype, "X_train")
         Y = check_y(y_train, X.shape[0], model.loss_func, model.output_size, model.dtype, "y_train")
         if (X_test is None) != (y_test is None):

@@ -6,23 +6,34 @@ for A <= 0, since A = alpha(e^Z - 1) there).
 """
 import numpy as np
 
-from ._jit import jit
-from .codes import ELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH
+from ._jit import cast_like, jit
+from .codes import ELU, EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH
+from .vmath import vexp, vexpm1
 
 
 @jit
 def _sigmoid(z):
-    # Two branches so that exp never overflows: exp of a non-positive number only.
-    if z >= 0:
-        return 1.0 / (1.0 + np.exp(-z))
-    e = np.exp(z)
-    return e / (1.0 + e)
+    # exp of a non-positive number only, so it never overflows; a select, not a
+    # branch, so the loop vectorises.
+    e = vexp(-abs(z))
+    s = 1.0 / (1.0 + e)  # one division for both branches
+    return s if z >= 0 else e * s
+
+
+@jit
+def _tanh(z):
+    # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)): no cancellation near 0.
+    t = vexpm1(-2.0 * abs(z))
+    y = -t / (2.0 + t)
+    return y if z >= 0 else -y
 
 
 @jit
 def bias_activation(Z, b, code, alpha):
     """Z <- f(Z + b) in place. Z (n, d), b (d,); ``alpha`` for leaky ReLU and ELU."""
     n, d = Z.shape
+    alpha = cast_like(alpha, Z)
+    zero = cast_like(0.0, Z)
     # One loop nest per activation keeps the branch out of the inner loop.
     if code == IDENTITY:
         for i in range(n):
@@ -35,11 +46,11 @@ def bias_activation(Z, b, code, alpha):
     elif code == TANH:
         for i in range(n):
             for j in range(d):
-                Z[i, j] = np.tanh(Z[i, j] + b[j])
+                Z[i, j] = _tanh(Z[i, j] + b[j])
     elif code == RELU:
         for i in range(n):
             for j in range(d):
-                Z[i, j] = max(Z[i, j] + b[j], 0.0)
+                Z[i, j] = max(Z[i, j] + b[j], zero)
     elif code == LEAKY_RELU:
         for i in range(n):
             for j in range(d):
@@ -49,17 +60,29 @@ def bias_activation(Z, b, code, alpha):
         for i in range(n):
             for j in range(d):
                 z = Z[i, j] + b[j]
-                Z[i, j] = z if z > 0 else alpha * np.expm1(z)
-    elif code == SOFTMAX:
+                Z[i, j] = z if z > 0 else alpha * vexpm1(z)
+    elif code == EXP:
+        # Output of scikit-learn's poisson loss (log link); like its inplace_exp, unclipped.
         for i in range(n):
-            zmax = -np.inf
+            for j in range(d):
+                Z[i, j] = np.exp(Z[i, j] + b[j])
+    elif code == SOFTMAX:
+        # Subtracting the row maximum keeps exp <= 1: no overflow for any logits.
+        for i in range(n):
+            zmax = Z[i, 0] + b[0]
             for j in range(d):
                 Z[i, j] = Z[i, j] + b[j]
                 zmax = max(zmax, Z[i, j])
-            # Subtracting the row maximum keeps exp <= 1: no overflow for any logits.
+            for j in range(d):
+                Z[i, j] = Z[i, j] - zmax
+        # exp over the whole block at once: rows are short (d = classes), and one
+        # long loop vectorises where d-long ones would not.
+        flat = Z.ravel()
+        for i in range(flat.size):
+            flat[i] = vexp(flat[i])
+        for i in range(n):
             s = 0.0
             for j in range(d):
-                Z[i, j] = np.exp(Z[i, j] - zmax)
                 s += Z[i, j]
             inv = 1.0 / s
             for j in range(d):
@@ -73,18 +96,19 @@ def multiply_derivative(D, A, code, alpha):
     D, A (n, d). Not for softmax, whose Jacobian is not diagonal (see losses).
     """
     n, d = D.shape
+    one, zero, alpha = cast_like(1.0, D), cast_like(0.0, D), cast_like(alpha, D)
     if code == SIGMOID:
         for i in range(n):
             for j in range(d):
-                D[i, j] = D[i, j] * (A[i, j] * (1.0 - A[i, j]))
+                D[i, j] = D[i, j] * (A[i, j] * (one - A[i, j]))
     elif code == TANH:
         for i in range(n):
             for j in range(d):
-                D[i, j] = D[i, j] * (1.0 - A[i, j] * A[i, j])
+                D[i, j] = D[i, j] * (one - A[i, j] * A[i, j])
     elif code == RELU:
         for i in range(n):
             for j in range(d):
-                D[i, j] = D[i, j] if A[i, j] > 0 else 0.0
+                D[i, j] = D[i, j] if A[i, j] > 0 else zero
     elif code == LEAKY_RELU:
         for i in range(n):
             for j in range(d):

@@ -23,3 +23,11 @@ SGD = 0
 MOMENTUM = 1
 NESTEROV = 2
 ADAM = 3
+
+# scikit-learn's conventions (fastnn.sklearn). Each of its losses is paired with its
+# canonical link, so the output delta is always A - Y (times the sample weight).
+EXP = 7  # output activation of the poisson loss (log link); output layer only
+SK_SQUARED_ERROR = 10  # 0.5 * mean over samples and outputs of (a - y)^2
+SK_POISSON = 11  # half Poisson deviance: mean over samples, sum over outputs
+SK_BINARY_LOG_LOSS = 12  # sigmoid cross-entropy: mean over samples, sum over outputs
+SK_LOG_LOSS = 13  # softmax cross-entropy: mean over samples of -sum_k y_k log p_k

@@ -1,7 +1,7 @@
 """Dense layers: GEMM through BLAS (np.dot with out=) plus fused element-wise epilogues."""
 import numpy as np
 
-from ._jit import jit
+from ._jit import cast_like, jit
 from .activations import bias_activation, multiply_derivative
 
 
@@ -34,6 +34,7 @@ def dense_backward(A_prev, W, D, l2, dW, db, D_prev, prev_code, alpha):
     """
     np.dot(A_prev.T, D, dW)
     if l2 != 0.0:
+        l2 = cast_like(l2, W)
         d_in, d_out = W.shape
         for i in range(d_in):
             for j in range(d_out):

@@ -8,8 +8,8 @@ Logs take A clipped to [eps, 1 - eps] so that log(0) never happens.
 """
 import numpy as np
 
-from ._jit import jit
-from .codes import CATEGORICAL_CROSSENTROPY, LOG_LOSS, MSE, SIGMOID, SOFTMAX
+from ._jit import cast_like, jit
+from .codes import CATEGORICAL_CROSSENTROPY, LOG_LOSS, MSE, SIGMOID, SK_BINARY_LOG_LOSS, SK_POISSON, SK_SQUARED_ERROR, SOFTMAX
 
 
 @jit
@@ -49,14 +49,14 @@ def output_delta(A, Y, loss_code, out_code, scale, D):
     ):
         # dL/dZ = A - Y holds exactly for sigmoid + binary cross-entropy and for
         # softmax + categorical cross-entropy (per sample; LOG_LOSS also averages over k).
-        c = scale / k if loss_code == LOG_LOSS else scale
+        c = cast_like(scale / k if loss_code == LOG_LOSS else scale, D)
         for i in range(n):
             for j in range(k):
                 D[i, j] = c * (A[i, j] - Y[i, j])
         return
     # General case: g = dL/dA per sample, then the output activation's Jacobian.
     # The API allows only MSE here (LOG_LOSS needs sigmoid, CCE needs softmax).
-    c = 2.0 * scale / k
+    c = cast_like(2.0 * scale / k, D)
     for i in range(n):
         for j in range(k):
             D[i, j] = c * (A[i, j] - Y[i, j])
@@ -72,3 +72,58 @@ def output_delta(A, Y, loss_code, out_code, scale, D):
                 s += D[i, j] * A[i, j]
             for j in range(k):
                 D[i, j] = A[i, j] * (D[i, j] - s)
+
+
+# -- scikit-learn's conventions (fastnn.sklearn) -------------------------------------------
+@jit
+def sk_loss_sum(A, Y, sw, code, eps):
+    """scikit-learn's MLP loss of a batch times its weight sum (divide by sum(sw), or by n
+    when unweighted, for scikit-learn's value). A, Y (n, k); sw (n,) sample weights, or
+    an empty array for none. ``code`` is one of codes.SK_*:
+        SK_SQUARED_ERROR    0.5 / k sum_i w_i sum_j (a - y)^2
+        SK_POISSON          sum_i w_i sum_j y log(y / a) - y + a   (y log(y / a) = 0 at y = 0)
+        SK_BINARY_LOG_LOSS  -sum_i w_i sum_j y log a + (1 - y) log(1 - a)
+        SK_LOG_LOSS         -sum_i w_i sum_j y log a
+    with a clipped to [eps, 1 - eps] inside the logs of the two log losses.
+    """
+    n, k = A.shape
+    weighted = sw.size > 0
+    total = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(k):
+            a = A[i, j]
+            y = Y[i, j]
+            if code == SK_SQUARED_ERROR:
+                s += (a - y) * (a - y)
+            elif code == SK_POISSON:
+                s += (y * np.log(y / a) if y != 0 else 0.0) - y + a
+            elif code == SK_BINARY_LOG_LOSS:
+                a = min(max(a, eps), 1.0 - eps)
+                # Targets are 0/1 (or in between): each term only where its weight is non-zero.
+                if y != 0:
+                    s -= y * np.log(a)
+                if y != 1:
+                    s -= (1.0 - y) * np.log(1.0 - a)
+            else:  # SK_LOG_LOSS
+                if y != 0:
+                    s -= y * np.log(min(max(a, eps), 1.0 - eps))
+        total += sw[i] * s if weighted else s
+    if code == SK_SQUARED_ERROR:
+        return 0.5 * total / k
+    return total
+
+
+@jit
+def sk_output_delta(A, Y, sw, D):
+    """D <- sw * (A - Y): dL/dZ of the output layer, per sample, for every scikit-learn
+    pair of output activation and loss (identity + squared error, exp + poisson,
+    sigmoid + binary log loss, softmax + log loss: each loss's canonical link).
+    A, Y, D (n, k); sw (n,) or empty for unit weights. Unscaled: scikit-learn divides
+    the gradients by the weight sum after the backward pass."""
+    n, k = A.shape
+    weighted = sw.size > 0
+    for i in range(n):
+        w = sw[i] if weighted else 1.0
+        for j in range(k):
+            D[i, j] = (A[i, j] - Y[i, j]) * w if weighted else A[i, j] - Y[i, j]

@@ -1,0 +1,13 @@
+"""``python -m fastnn`` and the ``fastnn`` console script: see ``fastnn.cli``."""
+import sys
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit status (0 on success)."""
+    from .cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,383 @@
+"""Time fastnn against the NumPy reference, scikit-learn, and PyTorch / JAX when installed.
+
+Workloads (Adam, ReLU hidden layers, softmax + cross-entropy):
+  S  digits (1437 training rows), 64 -> 64 -> 10, batch 32
+  M  20000 x 784 synthetic, 784 -> 1024 -> 1024 -> 10, batch 256
+  L  4096 x 784 synthetic, 784 -> 4096 -> 4096 -> 10, batch 256
+``--quick`` (the default) trains M and L on 1/8 of their rows, so the GEMM shapes of a
+step are those of the full run but an epoch has fewer steps; ``--full`` uses the real
+sizes; ``--scale F`` any fraction. Per implementation: one warm-up epoch (compilation
+excluded), then ``--repeats`` timed epochs: median [min-max] seconds per epoch.
+The GEMM floor is the sum of one step's GEMM times at those exact shapes with numpy's
+``np.dot`` (forward, weight gradients, and input gradients except the first layer's;
+the best of several repeats), times the number of steps: nothing does the same work
+faster without a faster GEMM. GFLOP/s counts 2 n d_in d_out per GEMM.
+"""
+import argparse
+import contextlib
+import math
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+IMPLEMENTATIONS = ("fastnn", "reference", "sklearn", "torch", "jax")
+LR = 1e-3
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    n: int
+    sizes: tuple
+    batch: int
+
+    def label(self):
+        return f"{self.name}: {self.n}x{self.sizes[0]}, {'->'.join(map(str, self.sizes))}, batch {self.batch}"
+
+
+def workloads(scale, names):
+    """The S, M, L workloads with M and L's row counts multiplied by ``scale``."""
+    rows = lambda full: max(256, int(round(full * scale)))  # noqa: E731 - at least one full batch
+    table = {
+        "S": Workload("S", 1437, (64, 64, 10), 32),
+        "M": Workload("M", rows(20000), (784, 1024, 1024, 10), 256),
+        "L": Workload("L", rows(4096), (784, 4096, 4096, 10), 256),
+    }
+    return [table[n] for n in names]
+
+
+def make_data(w, dtype):
+    """(X, y) for a workload: the digits training split for S, a seeded synthetic task otherwise."""
+    if w.name == "S":
+        from .demo import load_data
+
+        X, _, y, _ = load_data()
+        return np.ascontiguousarray(X, dtype=dtype), y.astype(np.int64)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((w.n, w.sizes[0]), dtype=np.float32).astype(dtype)
+    teacher = rng.standard_normal((w.sizes[0], w.sizes[-1])).astype(dtype)
+    return X, np.argmax(X @ teacher, axis=1).astype(np.int64)  # learnable labels
+
+
+# -- arithmetic and the GEMM floor -----------------------------------------------------------
+def gemm_shapes(sizes, n):
+    """(kind, m, k, p) of one training step's GEMMs on a batch of n rows: (m, k) @ (k, p)."""
+    shapes = []
+    for layer, (d_in, d_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        shapes.append(("forward", n, d_in, d_out))  # A (n, d_in) @ W
+        shapes.append(("weight_grad", d_in, n, d_out))  # A.T @ dZ (n, d_out)
+        if layer > 0:  # no gradient with respect to the input data
+            shapes.append(("input_grad", n, d_out, d_in))  # dZ @ W.T
+    return shapes
+
+
+def batch_sizes(w):
+    full, rest = divmod(w.n, w.batch)
+    return [w.batch] * full + ([rest] if rest else [])
+
+
+def epoch_flops(w):
+    return sum(2 * m * k * p for n in batch_sizes(w) for _, m, k, p in gemm_shapes(w.sizes, n))
+
+
+def gemm_floor(w, dtype, repeats):
+    """Seconds per epoch spent in np.dot alone at the epoch's exact GEMM shapes."""
+    rng = np.random.default_rng(1)
+    rand = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
+    counts = {}
+    for n in batch_sizes(w):
+        counts[n] = counts.get(n, 0) + 1
+    total = 0.0
+    for n, count in counts.items():
+        ops = []
+        for kind, m, k, p in gemm_shapes(w.sizes, n):
+            # Operands laid out as the kernels hold them: C-contiguous buffers, .T views.
+            if kind == "forward":
+                a, b = rand(m, k), rand(k, p)
+            elif kind == "weight_grad":
+                a, b = rand(k, m).T, rand(k, p)
+            else:
+                a, b = rand(m, k), rand(p, k).T
+            ops.append((a, b, np.empty((m, p), dtype=dtype)))
+        for a, b, c in ops:  # warm-up
+            np.dot(a, b, out=c)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for a, b, c in ops:
+                np.dot(a, b, out=c)
+            times.append(time.perf_counter() - start)
+        total += min(times) * count  # a floor: the best of the repeats
+    return total
+
+
+# -- one runner per implementation: run_epoch() trains one epoch ----------------------------
+def _fastnn_runner(module, w, X, y, dtype):
+    model = module.NeuralNetwork(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], "categorical_crossentropy",
+                                 activation="relu", init="he", dtype=dtype, seed=0)
+    trainer = module.Trainer(model, "categorical_crossentropy")
+    return lambda: trainer.train(X, y, None, None, 1, LR, batch_size=w.batch, optimizer="adam")
+
+
+def _sklearn_runner(w, X, y, dtype):
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(hidden_layer_sizes=w.sizes[1:-1], activation="relu", solver="adam", batch_size=w.batch,
+                        learning_rate_init=LR, max_iter=1, shuffle=True, random_state=0, tol=0.0)
+    classes = np.arange(w.sizes[-1])
+
+    def run_epoch():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.partial_fit(X, y, classes=classes)  # one epoch over X per call
+
+    return run_epoch
+
+
+def _torch_runner(w, X, y, dtype, threads):
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    tdtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
+    layers = []
+    for i, (d_in, d_out) in enumerate(zip(w.sizes[:-1], w.sizes[1:])):
+        layers.append(torch.nn.Linear(d_in, d_out, dtype=tdtype))
+        if i < len(w.sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    net = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(0)
+
+    def run_epoch():
+        order = torch.randperm(w.n, generator=gen)
+        for start in range(0, w.n, w.batch):
+            rows = order[start : start + w.batch]
+            opt.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(net(Xt[rows]), yt[rows]).backward()
+            opt.step()
+
+    return run_epoch
+
+
+def _jax_runner(w, X, y, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    if np.dtype(dtype) == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    key = jax.random.PRNGKey(0)
+    params = []
+    for d_in, d_out in zip(w.sizes[:-1], w.sizes[1:]):
+        key, sub = jax.random.split(key)
+        params.append((jax.random.normal(sub, (d_in, d_out), dtype) * math.sqrt(2 / d_in), jnp.zeros(d_out, dtype)))
+
+    def loss(p, Xb, yb):
+        A = Xb
+        for W, b in p[:-1]:
+            A = jax.nn.relu(A @ W + b)
+        logits = A @ p[-1][0] + p[-1][1]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), yb[:, None], axis=1))
+
+    @jax.jit
+    def epoch(state, Xs, ys):  # whole epoch as one compiled scan over full batches
+        def step(carry, batch):
+            p, m, v, t = carry
+            g = jax.grad(loss)(p, *batch)
+            t = t + 1
+            m = jax.tree_util.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
+            v = jax.tree_util.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
+            lr_t = LR * jnp.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+            p = jax.tree_util.tree_map(lambda p, m, v: p - lr_t * m / (jnp.sqrt(v) + 1e-8), p, m, v)
+            return (p, m, v, t), None
+
+        return jax.lax.scan(step, state, (Xs, ys))[0]
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    state = [(params, zeros, zeros, jnp.asarray(0.0, dtype))]
+    steps = w.n // w.batch  # full batches only (scan needs equal shapes)
+    rng = np.random.default_rng(0)
+
+    def run_epoch():
+        rows = rng.permutation(w.n)[: steps * w.batch]
+        Xs = jnp.asarray(X[rows].reshape(steps, w.batch, -1))
+        ys = jnp.asarray(y[rows].reshape(steps, w.batch))
+        state[0] = epoch(state[0], Xs, ys)
+        jax.block_until_ready(state[0])
+
+    return run_epoch
+
+
+def make_runner(impl, w, X, y, dtype, threads):
+    """A function that trains one epoch, or raises ImportError when ``impl`` is not installed."""
+    import fastnn
+    from . import reference
+
+    if impl == "fastnn":
+        return _fastnn_runner(fastnn, w, X, y, dtype)
+    if impl == "reference":
+        return _fastnn_runner(reference, w, X, y, dtype)
+    if impl == "sklearn":
+        return _sklearn_runner(w, X, y, dtype)
+    if impl == "torch":
+        return _torch_runner(w, X, y, dtype, threads)
+    return _jax_runner(w, X, y, dtype)
+
+
+def time_epochs(run_epoch, repeats):
+    """(warm-up seconds, list of timed epoch seconds)."""
+    start = time.perf_counter()
+    run_epoch()
+    warmup = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_epoch()
+        times.append(time.perf_counter() - start)
+    return warmup, times
+
+
+# -- report -----------------------------------------------------------------------------------
+def fmt_seconds(t):
+    return f"{t * 1e3:.3g} ms" if t < 1 else f"{t:.3g} s"
+
+
+def fmt_range(times):
+    lo, med, hi = min(times), float(np.median(times)), max(times)
+    unit, k = ("ms", 1e3) if med < 1 else ("s", 1.0)
+    return f"{med * k:.3g} [{lo * k:.3g}-{hi * k:.3g}] {unit}"
+
+
+def bench_workload(w, impls, dtype, repeats, threads, log):
+    X, y = make_data(w, dtype)
+    floor = gemm_floor(w, dtype, max(repeats, 5))
+    flops = epoch_flops(w)
+    results, notes = {}, []
+    for impl in impls:
+        try:
+            run_epoch = make_runner(impl, w, X, y, dtype, threads)
+        except ImportError:
+            notes.append(f"{impl} not installed")
+            continue
+        log(f"  {w.name} {impl} ...")
+        try:
+            warmup, times = time_epochs(run_epoch, repeats)
+        except Exception as e:  # noqa: BLE001 - an optional peer failing must not end the run
+            if impl in ("fastnn", "reference"):
+                raise
+            notes.append(f"{impl} failed: {type(e).__name__}: {e}")
+            continue
+        results[impl] = (warmup, times)
+        del run_epoch
+    ref = float(np.median(results["reference"][1])) if "reference" in results else None
+    rows = []
+    for impl, (warmup, times) in results.items():
+        med = float(np.median(times))
+        rows.append([w.name, impl, fmt_range(times), f"{flops / med / 1e9:.1f}", f"{med / floor:.2f}",
+                     f"{ref / med:.1f}x" if ref else "-", fmt_seconds(warmup)])
+    rows.append([w.name, "GEMM floor (np.dot)", fmt_seconds(floor), f"{flops / floor / 1e9:.1f}", "1.00", "-", "-"])
+    return rows, notes
+
+
+HEADER = ["workload", "implementation", "time/epoch median [min-max]", "GFLOP/s", "x GEMM floor",
+          "speed-up vs reference", "warm-up epoch"]
+
+
+def markdown_table(rows):
+    widths = [max(len(str(r[i])) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    lines = ["| " + " | ".join(str(c).ljust(wd) for c, wd in zip(HEADER, widths)) + " |",
+             "|" + "|".join("-" * (wd + 2) for wd in widths) + "|"]
+    lines += ["| " + " | ".join(str(c).ljust(wd) for c, wd in zip(r, widths)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def add_arguments(p):
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="scale", action="store_const", const=0.125,
+                      help="M and L on 1/8 of their rows (the default)")
+    size.add_argument("--full", dest="scale", action="store_const", const=1.0, help="the real sizes (minutes)")
+    size.add_argument("--scale", dest="scale", type=float, metavar="F", help="fraction of M and L's rows")
+    p.set_defaults(scale=0.125)
+    p.add_argument("--workloads", default="S,M,L", metavar="S,M,L", help="which workloads (default S,M,L)")
+    p.add_argument("--impls", default=",".join(IMPLEMENTATIONS), metavar="NAMES",
+                   help=f"which implementations (default all installed: {','.join(IMPLEMENTATIONS)})")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
+    p.add_argument("--repeats", type=int, default=None, metavar="N",
+                   help="timed epochs per implementation (default 3, or 5 with --full)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="limit BLAS (threadpoolctl) and Numba threads to N (default: their own defaults)")
+
+
+def run(args) -> int:
+    import sys
+
+    names = [s.strip().upper() for s in args.workloads.split(",") if s.strip()]
+    impls = [s.strip().lower() for s in args.impls.split(",") if s.strip()]
+    bad = [n for n in names if n not in ("S", "M", "L")] + [i for i in impls if i not in IMPLEMENTATIONS]
+    if bad or not names or not impls:
+        raise ValueError(f"unknown workload or implementation {', '.join(map(repr, bad)) or '(none given)'}; "
+                         f"expected workloads among S, M, L and implementations among {', '.join(IMPLEMENTATIONS)}")
+    if not (args.scale and 0 < args.scale <= 1):
+        raise ValueError(f"--scale must be in (0, 1]; got {args.scale}")
+    repeats = args.repeats or (5 if args.scale == 1.0 else 3)
+    if repeats < 1 or (args.threads is not None and args.threads < 1):
+        raise ValueError("--repeats and --threads must be positive integers")
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    with _thread_limit(args.threads):
+        rows, notes = [], []
+        for w in workloads(args.scale, names):
+            log(f"{w.label()} ...")
+            r, n = bench_workload(w, impls, args.dtype, repeats, args.threads, log)
+            rows += r
+            notes += [f"{w.name}: {x}" for x in n]
+    print(f"{args.dtype}, Adam, median of {repeats} epochs after 1 warm-up epoch; threads: {_thread_summary(args.threads)}")
+    for w in workloads(args.scale, names):
+        print(f"- {w.label()} ({math.ceil(w.n / w.batch)} steps/epoch)")
+    print()
+    print(markdown_table(rows))
+    if notes:
+        print()
+        print("Not measured: " + "; ".join(dict.fromkeys(notes)))
+    return 0
+
+
+@contextlib.contextmanager
+def _thread_limit(threads):
+    if threads is None:
+        yield
+        return
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _thread_summary(threads):
+    from threadpoolctl import threadpool_info
+
+    pools = ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in threadpool_info())
+    return f"--threads {threads}" if threads else (pools or "default")
+
+
+def main(argv=None) -> int:
+    """``python -m fastnn.bench [options]``, also run by ``fastnn bench``."""
+    parser = argparse.ArgumentParser(prog="fastnn bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,582 @@
+"""The command line: ``fastnn demo | train | predict | bench | info``.
+
+Bad files and arguments end with one line on stderr, ``fastnn: error: ...``, and a
+non-zero exit status (2 for usage errors, 1 for everything else); ``--debug`` shows
+the traceback instead.
+
+A model saved by ``train --save`` is written by ``fastnn.io.save_model`` with the
+command line's own data (task, feature names, scaler, class labels, target scaling)
+as its metadata. Without ``fastnn.io`` the fallback is an ``.npz`` of the parameters
+plus a JSON header (read with ``allow_pickle=False``); ``predict`` reads both.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FORMAT = "fastnn-cli-model"
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "identity")
+OPTIMIZERS = ("adam", "sgd", "momentum", "nesterov", "gd")
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit status 2)."""
+
+    def error(self, message):
+        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        hint = f" (see 'fastnn {sub + ' ' if sub else ''}--help')"
+        self.exit(2, f"fastnn: error: {message}{hint}\n")
+
+
+# -- argument types shared with fastnn.demo -----------------------------------------------
+def hidden_sizes(text: str) -> list[int]:
+    """'256,128' -> [256, 128]: comma-separated positive integers."""
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 256,128; got {text!r}")
+    return sizes
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}")
+    return value
+
+
+def default_init(activation: str) -> str:
+    """He-normal for the ReLU family, Glorot otherwise (the usual pairing)."""
+    return "he" if activation in ("relu", "leaky_relu", "elu") else "glorot"
+
+
+def add_training_arguments(p, *, hidden="64,64", epochs=50, batch_size=32, lr=1e-3, dtype="float32"):
+    p.add_argument("--hidden", type=hidden_sizes, default=hidden_sizes(hidden), metavar="N[,N...]",
+                   help=f"hidden layer widths, comma-separated (default {hidden})")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation (default relu)")
+    p.add_argument("--init", choices=("auto", "normal", "glorot", "he"), default="auto",
+                   help="weight initialisation (default auto: he for the ReLU family, glorot otherwise)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
+    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"default {epochs}")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"default {batch_size}")
+    p.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default {lr:g})")
+    p.add_argument("--dtype", choices=("float32", "float64"), default=dtype, help=f"default {dtype}")
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, split and shuffling (default 0)")
+
+
+# -- reading tables --------------------------------------------------------------------------
+class Table:
+    """Named numeric feature columns X (n, d) and, when asked for, one raw target column."""
+
+    def __init__(self, X, names, y=None, target=None):
+        self.X, self.names, self.y, self.target = X, list(names), y, target
+
+
+def _check_file(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"no such file: {path!r}")
+    if p.is_dir():
+        raise CLIError(f"{path!r} is a directory; expected a .csv or .npz file")
+    return p
+
+
+def _numeric_column(values, name, path, what="feature"):
+    try:
+        col = np.array(values, dtype=np.float64)
+    except ValueError:
+        for row, v in enumerate(values, start=2):  # row 1 is the header
+            try:
+                float(v)
+            except ValueError:
+                shown = "an empty value" if v == "" else repr(v)
+                raise CLIError(
+                    f"{what} column {name!r} in {path} is not numeric: {shown} on line {row}; "
+                    f"expected numbers (drop or encode that column)"
+                ) from None
+        raise
+    bad = np.flatnonzero(~np.isfinite(col))
+    if bad.size:
+        raise CLIError(f"{what} column {name!r} in {path} holds {values[bad[0]]!r} on line {bad[0] + 2}; expected finite numbers")
+    return col
+
+
+def read_csv(path: str, target: str | None, features: list[str] | None = None) -> Table:
+    """Features: every column except ``target`` (or exactly ``features``, in that order)."""
+    p = _check_file(path)
+    delimiter = "\t" if p.suffix.lower() in (".tsv", ".tab") else ","
+    with open(p, newline="", encoding="utf-8-sig") as f:
+        rows = [[v.strip() for v in row] for row in csv.reader(f, delimiter=delimiter) if row]
+    if not rows:
+        raise CLIError(f"{path} is empty; expected a header row and at least one data row")
+    header, body = rows[0], rows[1:]
+    if not body:
+        raise CLIError(f"{path} has a header but no data rows; expected at least one")
+    for i, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            raise CLIError(f"line {i} of {path} has {len(row)} fields but the header has {len(header)}")
+    columns = dict(zip(header, zip(*body)))
+    if len(columns) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise CLIError(f"{path} has two columns named {dup!r}; column names must be unique")
+    if target is not None and target not in columns:
+        raise CLIError(f"unknown target column {target!r} in {path}; columns: {', '.join(header)}")
+    if features is None:
+        features = [h for h in header if h != target]
+    else:
+        missing = [f for f in features if f not in columns]
+        if missing:
+            raise CLIError(f"{path} lacks the model's feature column(s) {', '.join(map(repr, missing))}")
+    if not features:
+        raise CLIError(f"{path} has no feature columns besides the target {target!r}")
+    X = np.column_stack([_numeric_column(list(columns[f]), f, path) for f in features])
+    y = None
+    if target is not None:
+        y = np.array(columns[target], dtype=str)
+        if (y == "").any():
+            raise CLIError(f"target column {target!r} in {path} has an empty value on line {int(np.argmax(y == '')) + 2}; "
+                           "every row needs a target")
+    return Table(X, features, y, target)
+
+
+def read_npz(path: str, target: str | None, n_features: int | None = None) -> Table:
+    """Arrays ``X`` (n, d) and the target (``y`` unless --target names another array)."""
+    p = _check_file(path)
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as e:
+        raise CLIError(f"cannot read {path} as .npz without pickles ({e})") from None
+    except (OSError, EOFError) as e:
+        raise CLIError(f"cannot read {path}: not a valid .npz file ({e})") from None
+    if "X" not in arrays:
+        raise CLIError(f"{path} has no array 'X'; arrays: {', '.join(arrays) or 'none'}")
+    X = arrays["X"]
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.ndim != 2:
+        raise CLIError(f"array 'X' in {path} must be 2-D (n_samples, n_features); got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise CLIError(f"array 'X' in {path} is empty (shape {X.shape}); expected at least one row and one column")
+    if X.dtype.kind not in "biuf":
+        raise CLIError(f"array 'X' in {path} is not numeric (dtype {X.dtype}); expected numbers")
+    X = X.astype(np.float64)
+    if not np.isfinite(X).all():
+        r, c = np.argwhere(~np.isfinite(X))[0]
+        raise CLIError(f"array 'X' in {path} holds {X[r, c]} at row {r}, column {c}; expected finite numbers")
+    if n_features is not None and X.shape[1] != n_features:
+        raise CLIError(f"array 'X' in {path} has {X.shape[1]} columns; the model takes {n_features} features")
+    names = [str(s) for s in arrays["feature_names"]] if "feature_names" in arrays else [f"x{j}" for j in range(X.shape[1])]
+    y = None
+    if target is not None:
+        if target not in arrays:
+            raise CLIError(f"unknown target array {target!r} in {path}; arrays: {', '.join(arrays)}")
+        y = arrays[target]
+        if y.ndim != 1 or y.shape[0] != X.shape[0]:
+            raise CLIError(f"target array {target!r} in {path} must be 1-D with {X.shape[0]} entries (one per row of X); got shape {y.shape}")
+    return Table(X, names, y, target)
+
+
+def read_table(path: str, target: str | None, features=None) -> Table:
+    if path.lower().endswith(".npz"):
+        return read_npz(path, target, None if features is None else len(features))
+    return read_csv(path, target, features)
+
+
+def target_kind(y: np.ndarray) -> str:
+    """'integer', 'float' or 'string' (CSV values arrive as text and are parsed here)."""
+    if y.dtype.kind in "biu":
+        return "integer"
+    if y.dtype.kind == "f":
+        return "float"
+    for kind, dtype in (("integer", np.int64), ("float", np.float64)):
+        try:
+            y.astype(dtype)
+            return kind
+        except ValueError:
+            pass
+    return "string"
+
+
+# -- model files ------------------------------------------------------------------------------
+def _io_module():
+    """``fastnn.io`` when it offers save_model/load_model, else None (own npz format below)."""
+    try:
+        from . import io
+    except ImportError:
+        return None
+    return io if hasattr(io, "save_model") and hasattr(io, "load_model") else None
+
+
+def network_spec(model) -> dict:
+    return {
+        "input_size": model.input_size, "hidden_sizes": list(model.hidden_sizes), "output_size": model.output_size,
+        "loss_func": model.loss_func, "activation": model.activation, "output_activation": model.output_activation,
+        "alpha": model.alpha, "dtype": model.dtype.name,
+    }
+
+
+def save_model(model, path: str, metadata: dict) -> str:
+    """Writes the network and the CLI's metadata (scaler, labels, feature names) to ``path``."""
+    io = _io_module()
+    if io is not None:
+        io.save_model(model, path, metadata=metadata)
+        return path
+    import fastnn
+
+    header = {"format": MODEL_FORMAT, "fastnn": fastnn.__version__, "network": network_spec(model), "metadata": metadata}
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare name
+        np.savez(f, header=np.array(json.dumps(header)), params=model.params)
+    return path
+
+
+def load_model(path: str):
+    """(model, metadata) from a file written by ``save_model`` (either format)."""
+    p = _check_file(path)
+    with open(p, "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise CLIError(f"{path} is not a model file (not an .npz archive); expected a file written by 'fastnn train --save'")
+    try:
+        with np.load(p, allow_pickle=False) as data:  # lazy: reads only what is indexed
+            header = data["header"] if "header" in data.files else None
+            own = header is not None and header.dtype.kind == "U"
+            params = data["params"] if own and "params" in data.files else None
+    except (ValueError, OSError, EOFError) as e:
+        raise CLIError(f"cannot read model {path}: not a fastnn model file ({e})") from None
+    if header is None:
+        raise CLIError(f"{path} is not a model written by 'fastnn train --save'")
+    if not own:
+        io = _io_module()
+        if io is None:
+            raise CLIError(f"{path} needs fastnn.io to be read, and this fastnn has none")
+        model = io.load_model(path)
+        metadata = getattr(model, "metadata", None)
+        if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+            raise CLIError(f"{path} holds a fastnn model without the command line's scaler and labels; "
+                           "train it with 'fastnn train --save'")
+        return model, metadata
+    from .network import NeuralNetwork
+
+    header = json.loads(str(header))
+    if header.get("format") != MODEL_FORMAT or params is None:
+        raise CLIError(f"{path} is not a model written by 'fastnn train --save'")
+    spec = header["network"]
+    model = NeuralNetwork(spec["input_size"], spec["hidden_sizes"], spec["output_size"], spec["loss_func"],
+                          activation=spec["activation"], output_activation=spec["output_activation"],
+                          alpha=spec["alpha"], dtype=spec["dtype"], seed=0)
+    if params.shape != model.params.shape:
+        raise CLIError(f"{path} is corrupt: {params.size} parameters for a network that has {model.params.size}")
+    model.params[...] = params
+    return model, header["metadata"]
+
+
+# -- train ----------------------------------------------------------------------------------
+def _split(n, validation_split, seed, stratify):
+    if validation_split == 0:
+        return np.arange(n), np.arange(0)
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(n)
+    n_val = int(np.ceil(validation_split * n))
+    if n_val < 1 or n - n_val < 1:
+        raise CLIError(f"--validation-split {validation_split} leaves no rows for training or validation out of {n}")
+    try:
+        return train_test_split(idx, test_size=n_val, random_state=seed, stratify=stratify)
+    except ValueError:  # a class too small to stratify: fall back to a plain random split
+        return train_test_split(idx, test_size=n_val, random_state=seed)
+
+
+def cmd_train(args) -> int:
+    import fastnn
+    from tqdm import tqdm
+
+    table = read_table(args.data, args.target)
+    y_raw, n = table.y, table.X.shape[0]
+    kind = target_kind(y_raw)
+    task = args.task or ("regression" if kind == "float" else "classification")
+    if task == "regression":
+        if kind == "string":
+            raise CLIError(f"target {args.target!r} holds text; regression needs numbers (use --task classification)")
+        y_num = y_raw.astype(np.float64)
+        if not np.isfinite(y_num).all():
+            raise CLIError(f"target {args.target!r} holds NaN or infinity; expected finite numbers")
+        labels = None
+    else:
+        if kind in ("integer", "float"):
+            y_raw = y_raw.astype(np.int64 if kind == "integer" else np.float64)
+        labels, y_num = np.unique(y_raw, return_inverse=True)
+        if labels.size < 2:
+            raise CLIError(f"target {args.target!r} has a single class ({labels[0].item()!r}); classification needs at least two")
+    train_idx, val_idx = _split(n, args.validation_split, args.seed, y_num if labels is not None else None)
+
+    # Standardise with the training part's statistics; a constant column keeps scale 1.
+    mean = table.X[train_idx].mean(axis=0)
+    scale = table.X[train_idx].std(axis=0)
+    scale[scale == 0] = 1.0
+    X = (table.X - mean) / scale
+    if labels is None:  # standardised targets train well at Adam's default step size
+        y_mean, y_scale = float(y_num[train_idx].mean()), float(y_num[train_idx].std() or 1.0)
+        Y = ((y_num - y_mean) / y_scale).reshape(-1, 1)
+    else:
+        Y = y_num
+
+    loss = "categorical_crossentropy" if labels is not None else "mse"
+    model = fastnn.NeuralNetwork(
+        X.shape[1], args.hidden, int(labels.size) if labels is not None else 1, loss,
+        activation=args.activation, output_activation="softmax" if labels is not None else "identity",
+        init=default_init(args.activation) if args.init == "auto" else args.init, dtype=args.dtype, seed=args.seed,
+    )
+    trainer = fastnn.Trainer(model, loss)
+    has_val = val_idx.size > 0
+    # Cast and gather once: Trainer.train would otherwise convert the arrays every epoch.
+    X = X.astype(model.dtype)
+    Y = (np.eye(labels.size, dtype=model.dtype)[Y] if labels is not None else Y.astype(model.dtype))  # one-hot
+    X_train, Y_train = X[train_idx], Y[train_idx]
+    X_val, Y_val = (X[val_idx], Y[val_idx]) if has_val else (None, None)
+    what = f"{labels.size} classes" if labels is not None else f"target {table.target!r}"
+    print(f"{task} ({what}): {n} rows = {train_idx.size} train + {val_idx.size} validation, {X.shape[1]} features; "
+          f"network {'-'.join(map(str, model.layer_sizes))} {args.activation}, {args.optimizer}, {args.dtype}", flush=True)
+    start = time.perf_counter()
+    bar = tqdm(range(args.epochs), desc="train", unit="epoch", file=sys.stderr, disable=args.quiet, leave=True)
+    for _ in bar:
+        trainer.train(X_train, Y_train, X_val, Y_val, 1, args.lr,
+                      batch_size=args.batch_size, optimizer=args.optimizer)
+        post = {"loss": f"{trainer.train_loss[-1]:.4g}"}
+        if has_val:
+            post["val_loss"] = f"{trainer.test_loss[-1]:.4g}"
+        bar.set_postfix(post)
+    bar.close()
+    elapsed = time.perf_counter() - start
+
+    part, rows = ("validation", val_idx) if has_val else ("training (no validation split)", train_idx)
+    out = model.forward(X[rows])
+    if labels is not None:
+        acc = float(np.mean(np.argmax(out, axis=1) == y_num[rows]))
+        print(f"{part} accuracy: {acc:.4f} ({rows.size} rows); trained {args.epochs} epochs in {elapsed:.2f} s")
+    else:
+        pred = out[:, 0].astype(np.float64) * y_scale + y_mean
+        truth = y_num[rows]
+        rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
+        ss_tot = float(np.sum((truth - truth.mean()) ** 2))
+        r2 = 1 - float(np.sum((pred - truth) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
+        print(f"{part} RMSE: {rmse:.6g}  R^2: {r2:.4f} ({rows.size} rows); trained {args.epochs} epochs in {elapsed:.2f} s")
+
+    if args.save:
+        metadata = {
+            "format": MODEL_FORMAT, "version": 1, "task": task, "target": table.target, "features": table.names,
+            "mean": mean.tolist(), "scale": scale.tolist(),
+            "classes": labels.tolist() if labels is not None else None,
+            "y_mean": None if labels is not None else y_mean, "y_scale": None if labels is not None else y_scale,
+        }
+        print(f"saved model to {save_model(model, args.save, metadata)}")
+    return 0
+
+
+# -- predict --------------------------------------------------------------------------------
+def cmd_predict(args) -> int:
+    model, meta = load_model(args.model)
+    table = read_table(args.data, None, meta["features"])
+    X = (table.X - np.asarray(meta["mean"])) / np.asarray(meta["scale"])
+    out = model.forward(X)
+    target = meta.get("target") or "prediction"
+    if meta["task"] == "classification":
+        classes = meta["classes"]
+        header = [target]
+        cells = [[classes[i]] for i in np.argmax(out, axis=1)]
+        if args.proba:
+            header += [f"p_{c}" for c in classes]
+            cells = [c + [f"{p:.6g}" for p in row] for c, row in zip(cells, out)]
+    else:
+        header = [target]
+        digits = 8 if model.dtype == np.float32 else 17  # what the model's dtype can hold
+        cells = [[f"{v:.{digits}g}"] for v in out[:, 0].astype(np.float64) * meta["y_scale"] + meta["y_mean"]]
+    f = open(args.out, "w", newline="") if args.out else sys.stdout
+    try:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(cells)
+    finally:
+        if args.out:
+            f.close()
+    if args.out:
+        print(f"wrote {len(cells)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+# -- info -----------------------------------------------------------------------------------
+def _version(module_name):
+    try:
+        module = __import__(module_name)
+    except ImportError:
+        return "not installed"
+    return getattr(module, "__version__", "unknown")
+
+
+def cmd_info(args) -> int:
+    import numba
+    import threadpoolctl
+
+    import fastnn
+    from . import kernels
+
+    rows = [("fastnn", f"{fastnn.__version__} ({Path(fastnn.__file__).parent})"), ("python", sys.version.split()[0])]
+    rows += [(name, _version(name)) for name in ("numpy", "numba", "scipy", "sklearn", "threadpoolctl", "tqdm", "matplotlib")]
+    rows += [(f"optional: {name}", _version(name)) for name in ("torch", "jax")]
+    for pool in threadpoolctl.threadpool_info():
+        path = str(pool.get("filepath", ""))
+        owner = next((o for o in ("numpy", "scipy", "scikit_learn", "torch") if f"{o}.libs" in path or f"/{o}/" in path), "")
+        if owner == "scipy" and pool.get("user_api") == "blas":
+            owner = "scipy: the BLAS numba's np.dot calls"
+        parts = [pool.get("internal_api"), pool.get("version"), f"{pool.get('num_threads')} threads",
+                 pool.get("threading_layer"), pool.get("architecture"), f"({owner})" if owner else None, path]
+        rows.append((f"threadpool: {pool.get('user_api')}", " ".join(str(x) for x in parts if x)))
+    rows.append(("numba config THREADING_LAYER", numba.config.THREADING_LAYER))
+    if not args.no_threading_probe:
+        try:
+            rows.append(("numba threading layer in use", _probe_threading_layer()))
+        except Exception as e:  # noqa: BLE001 - a missing layer is information, not a failure
+            rows.append(("numba threading layer in use", f"unavailable ({e})"))
+    rows.append(("NUMBA_NUM_THREADS", f"{numba.config.NUMBA_NUM_THREADS} (env: {os.environ.get('NUMBA_NUM_THREADS', 'unset')})"))
+    rows.append(("os.cpu_count()", str(os.cpu_count())))
+    rows.append(("NUMBA_CACHE_DIR", numba.config.CACHE_DIR or "unset"))
+    kernel_cache = Path(kernels.__file__).parent / "__pycache__"
+    if numba.config.CACHE_DIR:
+        where = numba.config.CACHE_DIR
+    else:
+        writable = os.access(kernel_cache if kernel_cache.exists() else kernel_cache.parent, os.W_OK)
+        where = f"{kernel_cache}" + ("" if writable else " (not writable: numba falls back to a per-user cache directory; set NUMBA_CACHE_DIR)")
+    cached = len(list(kernel_cache.glob("*.nbi"))) if kernel_cache.exists() else 0
+    rows.append(("kernel cache", f"{where} ({cached} cached functions next to the kernels)"))
+    for env in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY"):
+        rows.append((env, os.environ.get(env, "unset")))
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _probe_threading_layer():
+    """numba.threading_layer() is only known after a parallel function ran: run a tiny one."""
+    import numba
+
+    @numba.njit(parallel=True, cache=False)
+    def _tiny(n):
+        s = 0
+        for i in numba.prange(n):
+            s += i
+        return s
+
+    _tiny(4)
+    return numba.threading_layer()
+
+
+# -- entry point ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from . import bench, demo
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    parser = _Parser(prog="fastnn", parents=[common],
+                     description="Fast dense neural networks on the CPU: demo, train, predict, bench, info.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", parents=[common], help="digits: fastnn vs the NumPy reference, side by side",
+                       description=demo.__doc__.splitlines()[0])
+    demo.add_arguments(p)
+    p.set_defaults(func=demo.run)
+
+    p = sub.add_parser("train", parents=[common], help="train a network on a CSV or .npz table",
+                       description="Train on DATA (CSV with a header row, or .npz with arrays X and y).")
+    p.add_argument("data", metavar="DATA", help="a .csv (header row) or .npz (arrays X and the target) file")
+    p.add_argument("--target", default=None, metavar="COLUMN",
+                   help="target column (CSV, required) or array name (.npz, default y)")
+    p.add_argument("--task", choices=("classification", "regression"), default=None,
+                   help="default: classification for integer or text targets, regression for other numbers")
+    add_training_arguments(p)
+    p.add_argument("--validation-split", type=fraction, default=0.2, metavar="F",
+                   help="fraction of rows held out for the final evaluation (default 0.2; 0 for none)")
+    p.add_argument("--save", metavar="MODEL.npz", help="write the trained model (with its scaler and labels) here")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train, parser=p)
+
+    p = sub.add_parser("predict", parents=[common], help="predict with a saved model; CSV to stdout or --out",
+                       description="Predict DATA with MODEL (written by 'fastnn train --save').")
+    p.add_argument("model", metavar="MODEL", help="a model file written by 'fastnn train --save'")
+    p.add_argument("data", metavar="DATA", help="a .csv with the model's feature columns, or an .npz with X")
+    p.add_argument("--out", metavar="FILE.csv", help="write the predictions here instead of stdout")
+    p.add_argument("--proba", action="store_true", help="classifiers: add one probability column per class")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", parents=[common], help="time fastnn vs the reference, scikit-learn (and torch/jax)",
+                       description=bench.__doc__.splitlines()[0])
+    bench.add_arguments(p)
+    p.set_defaults(func=bench.run)
+
+    p = sub.add_parser("info", parents=[common], help="versions, BLAS, threads and cache: for bug reports")
+    p.add_argument("--no-threading-probe", action="store_true",
+                   help="skip the tiny parallel call that reveals numba's threading layer")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and args.target is None:
+        if args.data.lower().endswith(".npz"):
+            args.target = "y"
+        else:
+            args.parser.error("--target COLUMN is required for CSV data")
+    debug = getattr(args, "debug", False)
+    from .errors import DivergenceError
+
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("fastnn: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. 'fastnn predict ... | head'
+        sys.stderr.close()
+        return 1
+    except (CLIError, DivergenceError, ValueError, TypeError, OSError) as e:
+        if debug:
+            raise
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"fastnn: error: {message}", file=sys.stderr)
+        return 1

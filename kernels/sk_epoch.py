@@ -1,0 +1,142 @@
+"""scikit-learn's MLP training as compiled calls: one minibatch epoch, one full-batch
+loss + gradient (for L-BFGS). The layers, backward pass and optimizer updates are the
+shared kernels; only scikit-learn's conventions live here:
+
+- losses and the output delta of ``losses.sk_loss_sum`` / ``losses.sk_output_delta``,
+  with optional sample weights w;
+- gradients (A^T delta + alpha W) / sum(w) and sum(delta) / sum(w), divided *after*
+  the backward pass, as scikit-learn does;
+- the batch loss L + 0.5 alpha sum(W^2) / sum(w), accumulated over an epoch as
+  sum(batch loss x batch rows) / rows.
+
+Inputs are dense (X (N, d_0)) or CSR (data, indices, indptr, gathered per batch so the
+whole matrix is never densified). ``indptr.size > 0`` selects CSR; pass a (0, 0) X then,
+and empty data/indices/indptr for dense input.
+"""
+from ._jit import jit
+from .epoch import gather_rows
+from .losses import sk_loss_sum, sk_output_delta
+from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights, view2d
+from .optimizers import update
+
+
+@jit
+def gather_X(X, data, indices, indptr, idx, start, dst):
+    """dst[r] <- row idx[start + r] of the dense X or of the CSR matrix. dst (n, d) written."""
+    if indptr.size == 0:
+        gather_rows(X, idx, start, dst)
+        return
+    n, d = dst.shape
+    for r in range(n):
+        i = idx[start + r]
+        for j in range(d):
+            dst[r, j] = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            dst[r, indices[p]] += data[p]  # += : duplicate entries sum, as in the matrix
+
+
+@jit
+def _gather_weights(sw, idx, start, n, swb):
+    """swb[r] <- sw[idx[start + r]] for r < n; returns their sum (n when sw is empty: unit weights)."""
+    if sw.size == 0:
+        return float(n)
+    s = 0.0
+    for r in range(n):
+        swb[r] = sw[idx[start + r]]
+        s += swb[r]
+    return s
+
+
+@jit
+def _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code, clip_eps, l2,
+                     acts, deltas, grad):
+    """Forward + backward of one batch. Returns the batch's sum of losses (unnormalised)
+    and writes grad = A^T delta + l2 W (undivided) and the intercepts' column sums."""
+    n = Xv.shape[0]
+    L = sizes.size - 1
+    A_out = forward_layers(Xv, theta, sizes, act_codes, act_alpha, acts)
+    loss = sk_loss_sum(A_out, Yv, swv, loss_code, clip_eps)
+    D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, sizes[L])
+    sk_output_delta(A_out, Yv, swv, D_out)
+    backward_layers(Xv, theta, sizes, act_codes, act_alpha, acts, deltas, l2, grad)
+    return loss
+
+
+@jit
+def sk_train_epoch(
+    X, data, indices, indptr, Y, sw, idx, batch_size,
+    sizes, act_codes, act_alpha, loss_code, clip_eps,
+    theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2,
+    Xb, Yb, swb, acts, deltas,
+):
+    """One epoch of scikit-learn's minibatch training over rows ``idx`` (in that order).
+
+    X (N, d_0) or CSR (data, indices, indptr); Y (N, d_L); sw (N,) sample weights or
+    empty; idx (N',) int64; ``batch_size`` rows per update, the last batch possibly
+    partial. theta, grad (p,), m, v optimizer state (modified in place), ``t`` updates
+    done before this epoch, ``l2`` scikit-learn's alpha. Xb, Yb, swb, acts, deltas
+    are scratch (>= batch_size rows). Returns (mean batch loss weighted by batch rows,
+    new t).
+    """
+    N = idx.size
+    L = sizes.size - 1
+    d0, k = sizes[0], sizes[L]
+    total = 0.0
+    for start in range(0, N, batch_size):
+        n = min(batch_size, N - start)
+        Xv = view2d(Xb, 0, n, d0)
+        Yv = view2d(Yb, 0, n, k)
+        swv = swb[:n] if sw.size > 0 else swb[:0]
+        gather_X(X, data, indices, indptr, idx, start, Xv)
+        gather_rows(Y, idx, start, Yv)
+        sw_sum = _gather_weights(sw, idx, start, n, swv)
+        batch_loss = _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
+                                      clip_eps, l2, acts, deltas, grad) / sw_sum
+        batch_loss += 0.5 * l2 * sum_squares_weights(theta, sizes) / sw_sum
+        total += batch_loss * n
+        for i in range(grad.size):
+            grad[i] = grad[i] / sw_sum
+        t += 1
+        update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
+    return total / N, t
+
+
+@jit
+def sk_loss_grad(
+    X, data, indices, indptr, Y, sw, idx, chunk,
+    sizes, act_codes, act_alpha, loss_code, clip_eps, theta, l2,
+    Xb, Yb, swb, acts, deltas, gchunk, grad,
+):
+    """scikit-learn's full-batch loss and gradient over rows ``idx``, ``chunk`` rows at a
+    time (scratch sized for ``chunk``). grad (p,) written; gchunk (p,) scratch. Returns the loss."""
+    N = idx.size
+    L = sizes.size - 1
+    d0, k = sizes[0], sizes[L]
+    for i in range(grad.size):
+        grad[i] = 0.0
+    total = 0.0
+    sw_sum = 0.0
+    for start in range(0, N, chunk):
+        n = min(chunk, N - start)
+        Xv = view2d(Xb, 0, n, d0)
+        Yv = view2d(Yb, 0, n, k)
+        swv = swb[:n] if sw.size > 0 else swb[:0]
+        gather_X(X, data, indices, indptr, idx, start, Xv)
+        gather_rows(Y, idx, start, Yv)
+        sw_sum += _gather_weights(sw, idx, start, n, swv)
+        total += _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
+                                  clip_eps, 0.0, acts, deltas, gchunk)
+        for i in range(grad.size):
+            grad[i] += gchunk[i]
+    # The L2 term once, on the summed gradient: (A^T delta + alpha W) / sum(w).
+    if l2 != 0.0:
+        for layer in range(L):
+            W, _ = layer_params(theta, sizes, layer)
+            dW, _ = layer_params(grad, sizes, layer)
+            d_in, d_out = W.shape
+            for a in range(d_in):
+                for b in range(d_out):
+                    dW[a, b] += l2 * W[a, b]
+    for i in range(grad.size):
+        grad[i] = grad[i] / sw_sum
+    return total / sw_sum + 0.5 * l2 * sum_squares_weights(theta, sizes) / sw_sum
