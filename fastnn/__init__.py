@@ -7,6 +7,10 @@ from .errors import DivergenceError, ModelFileError
 from .network import NeuralNetwork
 from .optimizers import SGD, Adam
 from .trainer import Trainer
+from .threads import get_num_threads, set_num_threads
+from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+from .history import History, plot_history
+from .schedules import Constant, ExponentialDecay, InverseScaling, ReduceLROnPlateau, StepDecay
 from .io import load_checkpoint, load_model, save_checkpoint, save_model
 
 load, save = load_model, save_model
@@ -14,7 +18,8 @@ load, save = load_model, save_model
 __version__ = "0.1.0"
 __all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "__version__",
            "ModelFileError", "save", "load", "save_model", "load_model", "save_checkpoint", "load_checkpoint",
-           "MLPClassifier", "MLPRegressor"]
+           "MLPClassifier", "MLPRegressor", "Callback", "EarlyStopping", "LambdaCallback", "ModelCheckpoint",
+           "History", "plot_history", "set_num_threads", "get_num_threads", "Constant", "ExponentialDecay", "InverseScaling", "ReduceLROnPlateau", "StepDecay"]
 
 
 def __getattr__(name):

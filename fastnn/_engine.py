@@ -24,7 +24,7 @@ def hyperparameters(optimizer):
 class Workspace:
     """Scratch buffers for training with batches of at most ``batch_size`` rows."""
 
-    def __init__(self, sizes, batch_size, dtype):
+    def __init__(self, sizes, batch_size, dtype, dropout=False):
         width = int(np.sum(sizes[1:]))
         self.batch_size = batch_size
         self.Xb = np.empty(batch_size * sizes[0], dtype=dtype)
@@ -32,14 +32,16 @@ class Workspace:
         self.acts = np.empty(batch_size * width, dtype=dtype)
         self.deltas = np.empty(batch_size * width, dtype=dtype)
         self.grad = np.empty(int(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))), dtype=dtype)
+        # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
+        self.gates = np.empty(batch_size * int(np.sum(sizes[1:-1])) if dropout else 0, dtype=dtype)
 
 
 class KernelEngine:
     name = "fastnn"
 
     @staticmethod
-    def workspace(net, batch_size):
-        return Workspace(net.layer_sizes_array, batch_size, net.dtype)
+    def workspace(net, batch_size, dropout=False):
+        return Workspace(net.layer_sizes_array, batch_size, net.dtype, dropout)
 
     @staticmethod
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
@@ -53,6 +55,32 @@ class KernelEngine:
             work.Xb, work.Yb, work.acts, work.deltas,
         )
         return loss
+
+    @staticmethod
+    def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0)):
+        """``train_epoch`` with decoupled weight decay, dropout (``thresholds`` (L - 1,)
+        int64, ``stream`` = (key, counter) of the mask stream) and an accuracy count.
+        Returns (mean loss, correct count, new counter)."""
+        mu, beta1, beta2, eps = hyperparameters(optimizer)
+        if thresholds is None:
+            thresholds = np.zeros(0, dtype=np.int64)
+        loss, correct, state.t, counter = epoch.fit_epoch(
+            X, Y, idx, batch_size,
+            net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, int(acc_kind),
+            net.clip_eps, net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps,
+            state.t, float(l2), 0.0, float(weight_decay), thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
+            work.Xb, work.Yb, work.acts, work.deltas, work.gates,
+        )
+        return loss, correct, int(counter)
+
+    @staticmethod
+    def evaluate(net, X, Y, idx, metric_code, acc_kind, work):
+        """(mean loss, correct count) on rows ``idx`` of (X, Y), in chunks of the workspace's batch."""
+        return epoch.evaluate(
+            X, Y, idx, work.batch_size, net.layer_sizes_array, net.activation_codes, net.alpha, metric_code,
+            int(acc_kind), net.clip_eps, net.params, work.Xb, work.Yb, work.acts,
+        )
 
     @staticmethod
     def predict(net, X):

@@ -31,12 +31,14 @@ WORK_ELEMENTS = 1 << 22
 
 
 def kernel_array(a, dtype):
-    """``a`` as a writable C-contiguous array of ``dtype``: one compiled signature per dtype.
+    """``a`` as a writable, aligned C-contiguous array of ``dtype``: one compiled
+    signature per dtype.
 
-    Read-only inputs (joblib's memmaps) are copied, since Numba compiles read-only
-    arrays as a separate type."""
+    Read-only inputs (joblib's memmaps) and unaligned ones (buffers unpickled at an odd
+    offset) are copied, since Numba compiles each as a separate type: a compilation
+    instead of a cache load, in every worker process."""
     out = np.ascontiguousarray(a, dtype=dtype)
-    return out if out.flags.writeable else out.copy()
+    return out if out.flags.writeable and out.flags.aligned else out.copy()
 
 
 class Spec:

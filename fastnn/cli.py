@@ -370,30 +370,40 @@ def cmd_train(args) -> int:
     what = f"{labels.size} classes" if labels is not None else f"target {table.target!r}"
     print(f"{task} ({what}): {n} rows = {train_idx.size} train + {val_idx.size} validation, {X.shape[1]} features; "
           f"network {'-'.join(map(str, model.layer_sizes))} {args.activation}, {args.optimizer}, {args.dtype}", flush=True)
+    if args.early_stopping and not has_val:
+        raise CLIError("--early-stopping needs a validation part: set --validation-split above 0")
     start = time.perf_counter()
-    bar = tqdm(range(args.epochs), desc="train", unit="epoch", file=sys.stderr, disable=args.quiet, leave=True)
-    for _ in bar:
-        trainer.train(X_train, Y_train, X_val, Y_val, 1, args.lr,
-                      batch_size=args.batch_size, optimizer=args.optimizer)
-        post = {"loss": f"{trainer.train_loss[-1]:.4g}"}
-        if has_val:
-            post["val_loss"] = f"{trainer.test_loss[-1]:.4g}"
-        bar.set_postfix(post)
-    bar.close()
+    bar = tqdm(total=args.epochs, desc="train", unit="epoch", file=sys.stderr, disable=args.quiet, leave=True)
+
+    def progress(epoch, logs):
+        bar.set_postfix({k: f"{logs[k]:.4g}" for k in ("loss", "val_loss") if k in logs}, refresh=False)
+        bar.update(1)
+
+    callbacks = [fastnn.LambdaCallback(on_epoch_end=progress)]
+    if args.early_stopping:
+        callbacks.append(fastnn.EarlyStopping("val_loss", patience=args.patience))
+    try:
+        trainer.train(X_train, Y_train, None, None, args.epochs, args.lr, batch_size=args.batch_size,
+                      optimizer=args.optimizer, dropout=args.dropout,
+                      validation_data=(X_val, Y_val) if has_val else None, callbacks=callbacks)
+    finally:
+        bar.close()
     elapsed = time.perf_counter() - start
+    if trainer.history.stop_reason:
+        print(trainer.history.stop_reason)
 
     part, rows = ("validation", val_idx) if has_val else ("training (no validation split)", train_idx)
     out = model.forward(X[rows])
     if labels is not None:
         acc = float(np.mean(np.argmax(out, axis=1) == y_num[rows]))
-        print(f"{part} accuracy: {acc:.4f} ({rows.size} rows); trained {args.epochs} epochs in {elapsed:.2f} s")
+        print(f"{part} accuracy: {acc:.4f} ({rows.size} rows); trained {len(trainer.history)} epochs in {elapsed:.2f} s")
     else:
         pred = out[:, 0].astype(np.float64) * y_scale + y_mean
         truth = y_num[rows]
         rmse = float(np.sqrt(np.mean((pred - truth) ** 2)))
         ss_tot = float(np.sum((truth - truth.mean()) ** 2))
         r2 = 1 - float(np.sum((pred - truth) ** 2)) / ss_tot if ss_tot > 0 else float("nan")
-        print(f"{part} RMSE: {rmse:.6g}  R^2: {r2:.4f} ({rows.size} rows); trained {args.epochs} epochs in {elapsed:.2f} s")
+        print(f"{part} RMSE: {rmse:.6g}  R^2: {r2:.4f} ({rows.size} rows); trained {len(trainer.history)} epochs in {elapsed:.2f} s")
 
     if args.save:
         metadata = {
@@ -528,7 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: classification for integer or text targets, regression for other numbers")
     add_training_arguments(p)
     p.add_argument("--validation-split", type=fraction, default=0.2, metavar="F",
-                   help="fraction of rows held out for the final evaluation (default 0.2; 0 for none)")
+                   help="fraction of rows held out for validation after every epoch and the final evaluation "
+                        "(default 0.2; 0 for none)")
+    p.add_argument("--dropout", type=fraction, default=0.0, metavar="P",
+                   help="dropout rate after every hidden layer while training (default 0)")
+    p.add_argument("--early-stopping", action="store_true",
+                   help="stop when the validation loss has not improved for --patience epochs, keeping the best weights")
+    p.add_argument("--patience", type=positive_int, default=10, help="epochs without improvement (default 10)")
     p.add_argument("--save", metavar="MODEL.npz", help="write the trained model (with its scaler and labels) here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train, parser=p)

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from . import _tables
+from . import _dropout, _tables
 from ._engine import KernelEngine
 from .errors import DivergenceError
 from ._validation import check_X, check_choice, check_dtype, check_float, check_int, check_y
@@ -56,6 +56,10 @@ class NeuralNetwork:
         NumPy's global random state, in the tutorial's order: ``np.random.seed(s)``
         before construction gives exactly the tutorial's initial weights (and
         ``seed=s`` gives the same weights too).
+    dropout : float or sequence of float in [0, 1), default 0
+        Inverted dropout rate after every hidden layer (or one rate per hidden layer),
+        applied by ``Trainer.train`` while training only; ``forward``, ``predict`` and
+        ``backward`` never drop. Not stored by ``save``.
 
     Attributes
     ----------
@@ -84,6 +88,7 @@ class NeuralNetwork:
         init="normal",
         dtype=np.float64,
         seed=None,
+        dropout=0.0,
     ):
         self.input_size = check_int("input_size", input_size)
         self.hidden_size = hidden_size
@@ -113,6 +118,8 @@ class NeuralNetwork:
         self._rng = np.random if seed is None else np.random.RandomState(seed)
 
         self.layer_sizes = (self.input_size, *self.hidden_sizes, self.output_size)
+        # Used by Trainer.train (unless it is given its own); forward/predict never drop.
+        self.dropout = _dropout.rates(dropout, len(self.hidden_sizes))
         self.layer_sizes_array = np.array(self.layer_sizes, dtype=np.int64)
         n_layers = len(self.layer_sizes) - 1
         self.activation_codes = np.array(

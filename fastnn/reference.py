@@ -12,6 +12,7 @@ Conventions, for a batch of n samples and k outputs:
 """
 import numpy as np
 
+from . import _dropout
 from . import network as _network
 from . import trainer as _trainer
 from .kernels import codes
@@ -98,8 +99,32 @@ def forward(net, X):
     return As
 
 
-def gradients(net, As, Y, l2):
-    """Flat gradient (the layout of net.params) of the mean batch loss + 0.5 l2 sum W^2."""
+def forward_dropout(net, X, thresholds, key, counter):
+    """``forward`` with inverted dropout after hidden layer l when thresholds[l] > 0:
+    A_l <- M A_l, M = 1 / (1 - p) on kept units, 0 on dropped ones (the kernel's masks).
+    Returns (As, gates, counter): gates[l] = M f'(Z_l) for dropped layers, else None."""
+    As, gates = [X], []
+    last = len(net.weights) - 1
+    for layer, (W, b, code) in enumerate(zip(net.weights, net.biases, net.activation_codes)):
+        A = activate(As[-1] @ W + b, code, net.alpha)
+        if layer < last:
+            thr = int(thresholds[layer])
+            if thr > 0:
+                scale = _dropout.TWO_32 / (_dropout.TWO_32 - thr)
+                M = np.where(_dropout.keep_mask(key, counter, thr, A.shape), scale, 0).astype(A.dtype)
+                gates.append(M * derivative(A, code, net.alpha))
+                A = M * A
+            else:
+                gates.append(None)
+            counter += A.size
+        As.append(A)
+    return As, gates, counter
+
+
+def gradients(net, As, Y, l2, gates=None):
+    """Flat gradient (the layout of net.params) of the mean batch loss + 0.5 l2 sum W^2.
+
+    With ``gates`` (from ``forward_dropout``), a dropped layer's delta is (D W^T) * gate."""
     D = output_delta(As[-1], Y, net.loss_code, net.activation_codes[-1])
     grads = []
     for layer in range(len(net.weights) - 1, -1, -1):
@@ -107,7 +132,8 @@ def gradients(net, As, Y, l2):
         grads.append(D.sum(axis=0))
         grads.append((As[layer].T @ D + l2 * W).ravel())
         if layer > 0:
-            D = (D @ W.T) * derivative(As[layer], net.activation_codes[layer - 1], net.alpha)
+            gate = gates[layer - 1] if gates is not None else None
+            D = (D @ W.T) * (gate if gate is not None else derivative(As[layer], net.activation_codes[layer - 1], net.alpha))
     return np.concatenate(grads[::-1])
 
 
@@ -133,13 +159,23 @@ def update(optimizer, theta, g, state, lr):
         theta -= lr_t * state.m / (np.sqrt(state.v) + optimizer.epsilon)
 
 
+def count_correct(A, Y, kind):
+    """Correct predictions: rows with argmax A == argmax Y (kind 1), outputs on the same
+    side of 0.5 as their targets (kind 2), or 0 (kind 0)."""
+    if kind == 1:
+        return float(np.sum(np.argmax(A, axis=1) == np.argmax(Y, axis=1)))
+    if kind == 2:
+        return float(np.sum((A > 0.5) == (Y > 0.5)))
+    return 0.0
+
+
 class NumpyEngine:
     """The engine interface of ``fastnn._engine.KernelEngine``, in plain NumPy."""
 
     name = "reference"
 
     @staticmethod
-    def workspace(net, batch_size):
+    def workspace(net, batch_size, dropout=False):
         return None
 
     @staticmethod
@@ -157,6 +193,39 @@ class NumpyEngine:
             total += loss * n
             update(optimizer, net.params, gradients(net, As, Yb, c), state, lr)
         return total / idx.size
+
+    @staticmethod
+    def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0)):
+        """``train_epoch`` plus decoupled weight decay (W -= lr wd W, weights only, with the
+        W of before the step), dropout from the kernel's mask stream and an accuracy count."""
+        key, counter = stream
+        dropout = thresholds is not None and np.any(np.asarray(thresholds) > 0)
+        total, correct = 0.0, 0.0
+        for start in range(0, idx.size, batch_size):
+            rows = idx[start : start + batch_size]
+            Xb, Yb = X[rows], Y[rows]
+            n = rows.size
+            if dropout:
+                As, gates, counter = forward_dropout(net, Xb, thresholds, key, counter)
+            else:
+                As, gates = forward(net, Xb), None
+            loss = mean_loss(As[-1], Yb, metric_code, net.clip_eps)
+            if l2 != 0:
+                loss += 0.5 * l2 * sum(np.sum(W * W) for W in net.weights)
+            total += loss * n
+            correct += count_correct(As[-1], Yb, acc_kind)
+            g = gradients(net, As, Yb, l2, gates)
+            decay = [lr * weight_decay * W for W in net.weights] if weight_decay else []
+            update(optimizer, net.params, g, state, lr)
+            for W, d in zip(net.weights, decay):
+                W -= d
+        return total / idx.size, correct, counter
+
+    @staticmethod
+    def evaluate(net, X, Y, idx, metric_code, acc_kind, work):
+        A = forward(net, X[idx])[-1]
+        return mean_loss(A, Y[idx], metric_code, net.clip_eps), count_correct(A, Y[idx], acc_kind)
 
     @staticmethod
     def predict(net, X):

@@ -1,9 +1,19 @@
-"""Trainer: the tutorial's training loop, one compiled call per epoch."""
+"""Trainer: the tutorial's training loop, one compiled call per epoch.
+
+Around each compiled epoch, Python does per-epoch work only: the shuffle, the
+learning-rate schedule, validation (one more compiled call), the history, the
+progress display and the callbacks.
+"""
+import sys
+import time
+
 import numpy as np
 
-from . import _tables
+from . import _dropout, _tables
+from . import schedules as _schedules
 from ._validation import check_X, check_choice, check_float, check_int, check_y
 from .errors import DivergenceError
+from .history import History
 from .optimizers import OptimizerState, resolve
 
 
@@ -39,6 +49,10 @@ class Trainer:
     optimizer_state : OptimizerState or None
         Moment buffers and update count, kept between ``train`` calls with the same
         optimizer so that training continues where it stopped.
+    history : History
+        Per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``test_loss``,
+        ``lr`` and ``time``, accumulated over ``train`` calls like ``train_loss``
+        (assign ``fastnn.History()`` to start afresh).
     """
 
     def __init__(self, model, loss_func="mse"):
@@ -49,6 +63,8 @@ class Trainer:
         self.train_loss = []
         self.test_loss = []
         self.optimizer_state = None
+        self.history = History()
+        self.log_keys = ()
 
     def save_checkpoint(self, path):
         """Save model, optimizer state and history to ``path`` so training resumes exactly.
@@ -86,8 +102,15 @@ class Trainer:
         shuffle=True,
         optimizer="gd",
         verbose=0,
+        dropout=None,
+        l2=0.0,
+        weight_decay=None,
+        validation_data=None,
+        validation_split=0.0,
+        lr_schedule=None,
+        callbacks=None,
     ):
-        """Train for ``epochs`` epochs, appending to ``train_loss`` and ``test_loss``.
+        """Train for ``epochs`` epochs, appending to ``train_loss``, ``test_loss`` and ``history``.
 
         Parameters
         ----------
@@ -97,31 +120,82 @@ class Trainer:
             Evaluated after every epoch into ``test_loss``; both None to skip.
         epochs : int >= 1
         learning_rate : float > 0
+            The rate, or the initial rate of ``lr_schedule``.
         batch_size : int, optional
             Rows per gradient step; None (the tutorial's behaviour) uses the whole
             training set. The last minibatch of an epoch may be smaller.
         shuffle : bool, default True
             Reshuffle the rows every epoch (minibatches only), from the model's seed.
-        optimizer : {'gd', 'sgd', 'momentum', 'nesterov', 'adam'} or SGD or Adam, default 'gd'
+        optimizer : {'gd', 'sgd', 'momentum', 'nesterov', 'adam', 'adamw'} or SGD or Adam, default 'gd'
             'gd' and 'sgd' are plain gradient steps; 'momentum' and 'nesterov' use
-            momentum 0.9; pass ``fastnn.SGD(...)`` or ``fastnn.Adam(...)`` to set
-            hyperparameters.
-        verbose : int, default 0
-            0 silent (the tutorial's); 1 or more prints one line per epoch.
+            momentum 0.9; 'adamw' is Adam with ``weight_decay`` 0.01 unless given; pass
+            ``fastnn.SGD(...)`` or ``fastnn.Adam(...)`` to set hyperparameters.
+        verbose : {0, 1, 2}, default 0
+            0 silent (the tutorial's); 1 a progress bar over the epochs (tqdm, on stderr)
+            showing the latest metrics; 2 one line per epoch on stdout.
+        dropout : float or sequence of float in [0, 1), optional
+            Inverted dropout rate after every hidden layer, or one per hidden layer;
+            None uses the model's ``dropout`` (0 by default). Training only: ``forward``
+            and ``predict`` never drop. Masks come from a stream seeded by the model's
+            seed (reproducible; independent of the shuffling).
+        l2 : float >= 0, default 0
+            Coupled L2 penalty: adds 0.5 l2 sum(W^2) (weights, not biases) to the loss
+            and l2 W to the gradients, as scikit-learn's ``alpha`` (before averaging: its
+            alpha / n_samples).
+        weight_decay : float >= 0, optional
+            Decoupled weight decay: every update also does W -= lr * weight_decay * W
+            (weights only). With Adam this is AdamW.
+        validation_data : (X_val, y_val), optional
+            Evaluated after every epoch into ``history['val_loss']`` (and ``val_accuracy``).
+        validation_split : float in [0, 1), default 0
+            Hold out this fraction of the training rows instead: for classification,
+            the last round(fraction * count) rows of each class, in the order given
+            (stratified; Keras also takes the last rows), otherwise the last
+            round(fraction * n) rows. Shuffle the rows first if they are ordered.
+        lr_schedule : str or schedule, optional
+            'constant' (default), 'invscaling', 'step', 'exponential', 'plateau', or an
+            object from ``fastnn.schedules``; see there for the formulas.
+        callbacks : list, optional
+            ``fastnn.EarlyStopping``, ``fastnn.ModelCheckpoint`` or your own (see
+            ``fastnn.callbacks``); ``on_epoch_end`` returning True stops training.
+
+        Returns
+        -------
+        Trainer
+            ``self``, as before, so ``trainer.train(...).train_loss`` keeps working; its
+            ``history`` is Keras-shaped: ``trainer.train(...).history['val_loss']``.
 
         Raises
         ------
         DivergenceError
             When an epoch's loss or weights become non-finite; the model keeps the
             weights of the last finite epoch.
+        KeyboardInterrupt
+            Ctrl-C is re-raised after putting the model, the optimizer state, the
+            shuffling RNG, ``train_loss``/``test_loss`` and ``history`` back to the end
+            of the last completed epoch (``history.interrupted`` is set): nothing
+            learned in completed epochs is lost, and training can continue.
         """
         model = self.model
         epochs = check_int("epochs", epochs)
         lr = check_float("learning_rate", learning_rate)
+        if isinstance(optimizer, str) and optimizer == "adamw":
+            optimizer, weight_decay = "adam", 0.01 if weight_decay is None else weight_decay
         optimizer = resolve(optimizer)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
         verbose = check_int("verbose", int(verbose) if isinstance(verbose, (bool, np.bool_)) else verbose, minimum=0)
+        l2 = check_float("l2", l2, 0.0, low_open=False)
+        weight_decay = check_float("weight_decay", 0.0 if weight_decay is None else weight_decay, 0.0, low_open=False)
+        rates = _dropout.rates(getattr(model, "dropout", 0.0) if dropout is None else dropout,
+                               len(model.layer_sizes) - 2)
+        thresholds = _dropout.thresholds(rates)
+        use_dropout = bool(np.any(thresholds > 0))
+        schedule = _schedules.resolve(lr_schedule)
+        callbacks = list(callbacks or [])
+        for cb in callbacks:
+            if not callable(getattr(cb, "on_epoch_end", None)):
+                raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method; got {cb!r}.")
         X = check_X(X_train, model.input_size, model.dtype, "X_train")
         Y = check_y(y_train, X.shape[0], model.loss_func, model.output_size, model.dtype, "y_train")
         if (X_test is None) != (y_test is None):
@@ -129,40 +203,186 @@ class Trainer:
         if X_test is not None:
             X_te = check_X(X_test, model.input_size, model.dtype, "X_test")
             Y_te = check_y(y_test, X_te.shape[0], model.loss_func, model.output_size, model.dtype, "y_test")
-        n = X.shape[0]
+        rows, X_val, Y_val, val_rows = self._validation(X, Y, validation_data, validation_split)
+        n = rows.size
         batch = n if batch_size is None else min(check_int("batch_size", batch_size), n)
+
+        acc_kind = {"categorical_crossentropy": 1, "log_loss": 2}.get(model.loss_func, 0)
+        acc_div = 1 if acc_kind == 1 else model.output_size
+        keys = ["loss"] + (["accuracy"] if acc_kind else [])
+        if X_val is not None:
+            keys += ["val_loss"] + (["val_accuracy"] if acc_kind else [])
+        if X_test is not None:
+            keys.append("test_loss")
+        self.log_keys = tuple(keys + ["lr", "time"])
+        monitor = getattr(schedule, "monitor", None)
+        if monitor is not None and monitor not in self.log_keys:
+            raise ValueError(f"lr_schedule monitors {monitor!r}, which this run does not record; "
+                             f"recorded: {', '.join(self.log_keys)}.")
 
         state = self.optimizer_state
         if state is None or not state.matches(optimizer, model.params.size, model.dtype):
             state = self.optimizer_state = OptimizerState(optimizer, model.params.size, model.dtype)
         engine = model._engine
-        work = engine.workspace(model, batch)
+        work = engine.workspace(model, batch, use_dropout)
         metric = _tables.LOSSES[self.loss_func]
-        order = np.arange(n, dtype=np.int64)
+        stream = getattr(model, "_dropout_stream", None)
+        if use_dropout and stream is None:
+            stream = model._dropout_stream = [_dropout.new_key(model), 0]
+        history = self.history
+        for cb in callbacks:
+            if hasattr(cb, "on_train_begin"):
+                cb.on_train_begin(self)
+        # Snapshots of the last completed epoch, to go back to on divergence or Ctrl-C.
         last_good = model.params.copy()
-        last_t = state.t
-        for epoch in range(1, epochs + 1):
-            # Full batch: the order only changes summation rounding, so keep the
-            # tutorial's (and do not consume random numbers).
-            idx = model._rng.permutation(n).astype(np.int64) if shuffle and batch < n else order
-            last_good[...] = model.params
-            m_good, v_good, last_t = state.m.copy(), state.v.copy(), state.t
-            loss = engine.train_epoch(model, X, Y, idx, batch, optimizer, state, lr, metric, work)
-            if not (np.isfinite(loss) and engine.all_finite(model.params)):
-                model.params[...] = last_good
-                state.m[...], state.v[...], state.t = m_good, v_good, last_t
-                raise DivergenceError(
-                    f"training diverged at epoch {epoch}: the loss became {loss} (non-finite loss or weights). "
-                    f"The model keeps the weights from the end of epoch {epoch - 1}; "
-                    f"try a smaller learning_rate (got {lr}).",
-                    epoch,
+        m_good, v_good = np.empty_like(state.m), np.empty_like(state.v)
+        progress = _Progress(verbose, epochs)
+        committed, stopper, epoch = True, None, 0
+        try:
+            for epoch in range(1, epochs + 1):
+                marks = (len(self.train_loss), len(self.test_loss), len(history), state.t,
+                         model._rng.get_state(), stream[1] if stream else 0)
+                last_good[...] = model.params
+                m_good[...], v_good[...] = state.m, state.v
+                committed = False
+                rate = float(schedule.rate(len(history), lr, history))
+                start = time.perf_counter()
+                # Full batch: the order only changes summation rounding, so keep the
+                # tutorial's (and do not consume random numbers).
+                idx = rows[model._rng.permutation(n)] if shuffle and batch < n else rows
+                loss, correct, counter = engine.fit_epoch(
+                    model, X, Y, idx, batch, optimizer, state, rate, metric, work, l2=l2,
+                    weight_decay=weight_decay, acc_kind=acc_kind, thresholds=thresholds,
+                    stream=(stream[0], stream[1]) if use_dropout else (0, 0),
                 )
-            self.train_loss.append(float(loss))
-            line = f"epoch {epoch}/{epochs} - loss: {loss:.6g}"
-            if X_test is not None:
-                model.a2 = engine.predict(model, X_te)
-                self.test_loss.append(float(engine.mean_loss(model.a2, Y_te, metric, model.clip_eps)))
-                line += f" - test_loss: {self.test_loss[-1]:.6g}"
-            if verbose:
-                print(line, flush=True)
+                if not (np.isfinite(loss) and engine.all_finite(model.params)):
+                    self._restore(marks, last_good, m_good, v_good)
+                    raise DivergenceError(
+                        f"training diverged at epoch {epoch}: the loss became {loss} (non-finite loss or weights). "
+                        f"The model keeps the weights from the end of epoch {epoch - 1}; "
+                        f"try a smaller learning_rate (got {rate}).",
+                        epoch,
+                    )
+                logs = {"loss": float(loss)}
+                if acc_kind:
+                    logs["accuracy"] = correct / (n * acc_div)
+                if X_val is not None:
+                    val_loss, val_correct = engine.evaluate(model, X_val, Y_val, val_rows, metric, acc_kind, work)
+                    logs["val_loss"] = float(val_loss)
+                    if acc_kind:
+                        logs["val_accuracy"] = val_correct / (val_rows.size * acc_div)
+                if X_test is not None:
+                    A_te = engine.predict(model, X_te)
+                    logs["test_loss"] = float(engine.mean_loss(A_te, Y_te, metric, model.clip_eps))
+                logs["lr"] = rate
+                logs["time"] = time.perf_counter() - start
+                # Commit the epoch: from here on it is complete.
+                if use_dropout:
+                    stream[1] = counter
+                if X_test is not None:
+                    model.a2 = A_te
+                self.train_loss.append(logs["loss"])
+                if X_test is not None:
+                    self.test_loss.append(logs["test_loss"])
+                history.append(logs)
+                committed = True
+                progress.update(epoch, logs)
+                for cb in callbacks:
+                    if cb.on_epoch_end(len(history), dict(logs)) and stopper is None:
+                        stopper = cb
+                if stopper is not None:
+                    history.stopped_epoch = len(history)
+                    break
+        except KeyboardInterrupt:
+            if not committed:
+                self._restore(marks, last_good, m_good, v_good)
+            history.interrupted = True
+            progress.close(f"interrupted: kept the {len(history)} completed epochs")
+            raise
+        except BaseException:
+            progress.close()
+            raise
+        for cb in callbacks:
+            if hasattr(cb, "on_train_end"):
+                cb.on_train_end(self)
+        if stopper is not None:
+            history.stop_reason = getattr(stopper, "message", None) or (
+                f"{type(stopper).__name__} stopped training after epoch {history.stopped_epoch}"
+            )
+        progress.close(history.stop_reason if stopper is not None else None)
         return self
+
+    def _restore(self, marks, params, m, v):
+        """Back to the end of the last completed epoch (``marks`` taken at the start of this one)."""
+        n_train, n_test, n_hist, t, rng_state, counter = marks
+        model, state = self.model, self.optimizer_state
+        model.params[...] = params
+        state.m[...], state.v[...], state.t = m, v, t
+        model._rng.set_state(rng_state)
+        if getattr(model, "_dropout_stream", None) is not None:
+            model._dropout_stream[1] = counter
+        del self.train_loss[n_train:], self.test_loss[n_test:]
+        self.history.truncate(n_hist)
+
+    def _validation(self, X, Y, validation_data, validation_split):
+        """(training rows, X_val, Y_val, validation rows) from the two ways of asking for it."""
+        model = self.model
+        n = X.shape[0]
+        split = check_float("validation_split", validation_split, 0.0, 1.0, low_open=False, high_open=True)
+        if validation_data is not None and split > 0:
+            raise ValueError("pass validation_data or validation_split, not both.")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError("validation_data must be a pair (X_val, y_val).")
+            X_val = check_X(validation_data[0], model.input_size, model.dtype, "validation_data X")
+            Y_val = check_y(validation_data[1], X_val.shape[0], model.loss_func, model.output_size, model.dtype,
+                            "validation_data y")
+            return np.arange(n, dtype=np.int64), X_val, Y_val, np.arange(X_val.shape[0], dtype=np.int64)
+        if split == 0:
+            return np.arange(n, dtype=np.int64), None, None, None
+        held = np.zeros(n, dtype=bool)
+        if model.loss_func == "categorical_crossentropy" or (model.loss_func == "log_loss" and model.output_size == 1):
+            labels = np.argmax(Y, axis=1) if Y.shape[1] > 1 else (Y[:, 0] > 0.5)
+            for c in np.unique(labels):
+                members = np.flatnonzero(labels == c)
+                held[members[members.size - int(np.floor(split * members.size + 0.5)):]] = True
+        else:
+            held[n - int(np.floor(split * n + 0.5)):] = True
+        if not held.any() or held.all():
+            raise ValueError(f"validation_split={split} holds out {int(held.sum())} of {n} rows; "
+                             "it must leave at least one row for validation and one for training.")
+        val_rows = np.flatnonzero(held).astype(np.int64)
+        return np.flatnonzero(~held).astype(np.int64), X, Y, val_rows
+
+
+class _Progress:
+    """verbose=1: a tqdm bar over the epochs; 2: one line per epoch; 0: nothing."""
+
+    def __init__(self, verbose, epochs):
+        self.verbose, self.epochs, self.bar = verbose, epochs, None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=epochs, unit="epoch", desc="train", file=sys.stderr, leave=True)
+
+    @staticmethod
+    def _fmt(key, value):
+        if key == "time":
+            return f"{value:.3g}s"
+        return f"{value:.4g}" if key == "lr" else f"{value:.6g}"
+
+    def update(self, epoch, logs):
+        if self.bar is not None:
+            self.bar.set_postfix({k: self._fmt(k, v) for k, v in logs.items() if k != "time"}, refresh=False)
+            self.bar.update(1)
+        elif self.verbose >= 2:
+            line = " - ".join([f"epoch {epoch}/{self.epochs}"]
+                              + [f"{k}: {self._fmt(k, v)}" if k != "time" else self._fmt(k, v) for k, v in logs.items()])
+            print(line, flush=True)
+
+    def close(self, message=None):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if message and self.verbose:
+            print(message, file=sys.stderr if self.verbose == 1 else sys.stdout, flush=True)

@@ -1,8 +1,34 @@
-"""A whole training epoch as one compiled call: gather, forward, loss, backward, update."""
-from ._jit import jit
-from .losses import loss_sum
-from .network import forward_layers, loss_and_gradient, sum_squares_weights, view2d
-from .optimizers import update
+"""A whole training epoch as one compiled call: gather, forward (with dropout), loss,
+backward, update; and the evaluation of a held-out set.
+
+Dropout masks come from a counter-based generator: element c of the stream is
+``random_bits(key, c)`` (splitmix64's finaliser of key + c * golden ratio), so the
+masks depend only on (key, counter), need no state besides the counter, and
+``fastnn.reference`` rebuilds the same stream with NumPy's uint64 arithmetic. A unit is
+kept when the top 32 bits of its number are >= ``threshold`` = round(p * 2^32)
+(p the dropout rate); kept units are scaled by 2^32 / (2^32 - threshold) = 1 / (1 - p).
+Each hidden layer of each batch takes n * d consecutive counters (row-major), whether
+its rate is 0 or not, so one layer's rate does not shift another layer's masks.
+"""
+import numpy as np
+
+from ._jit import cast_like, jit
+from .codes import ELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .dense import dense_backward, dense_forward
+from .losses import loss_sum, output_delta
+from .network import activation_offset, forward_layers, layer_params, loss_and_gradient, sum_squares_weights, view2d
+from .optimizers import update, update_decoupled
+
+# What ``count_correct`` counts (accuracy = count / rows, or / (rows * outputs) for THRESHOLD).
+NO_ACCURACY = 0
+ARGMAX_ACCURACY = 1  # rows whose largest output is the largest target (one-hot classes)
+THRESHOLD_ACCURACY = 2  # outputs on the same side of 0.5 as their target (binary / multi-label)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
+TWO_32 = 4294967296.0
 
 
 @jit
@@ -15,12 +41,145 @@ def gather_rows(src, idx, start, dst):
             dst[r, j] = src[i, j]
 
 
+# -- dropout --------------------------------------------------------------------------------
 @jit
-def train_epoch(
+def random_bits(key, counter):
+    """64 random bits for element ``counter`` of stream ``key`` (both uint64)."""
+    z = key + counter * _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@jit
+def dropout_keep(key, counter, threshold, out):
+    """out[i] <- 1 if element counter + i of the stream is kept at ``threshold``, else 0.
+
+    The mask the training kernel draws (out (n,) any dtype written); for tests and
+    for anyone who wants to see the masks.
+    """
+    thr = np.uint64(threshold)
+    for i in range(out.size):
+        out[i] = 1 if (random_bits(key, counter + np.uint64(i)) >> _S32) >= thr else 0
+
+
+@jit
+def _derivative(a, code, alpha, one, zero):
+    """f'(Z) from the output a = f(Z), for the hidden activations (as in activations.py)."""
+    if code == SIGMOID:
+        return a * (one - a)
+    if code == TANH:
+        return one - a * a
+    if code == RELU:
+        return one if a > 0 else zero
+    if code == LEAKY_RELU:
+        return one if a > 0 else alpha
+    if code == ELU:
+        return one if a > 0 else a + alpha
+    return one
+
+
+@jit
+def dropout_forward(A, G, code, alpha, threshold, key, counter):
+    """Inverted dropout of a hidden layer's output, in place.
+
+    A (n, d) holds f(Z) and is overwritten with M * f(Z); G (n, d) is written with
+    M * f'(Z), the factor the backward pass needs (f' from the undropped output), where
+    M = 2^32 / (2^32 - threshold) on kept units and 0 on dropped ones. Element (i, j)
+    uses stream element counter + i d + j.
+    """
+    n, d = A.shape
+    thr = np.uint64(threshold)
+    scale = cast_like(TWO_32 / (TWO_32 - threshold), A)
+    one, zero, alpha = cast_like(1.0, A), cast_like(0.0, A), cast_like(alpha, A)
+    Af, Gf = A.ravel(), G.ravel()
+    for i in range(n * d):
+        m = scale if (random_bits(key, counter + np.uint64(i)) >> _S32) >= thr else zero
+        Gf[i] = m * _derivative(Af[i], code, alpha, one, zero)
+        Af[i] = m * Af[i]
+
+
+@jit
+def forward_dropout(X, theta, sizes, act_codes, alpha, thresholds, key, counter, acts, gates):
+    """``network.forward_layers`` with dropout after each hidden layer l whose
+    thresholds[l] > 0. gates (>= n * sum(d_1..d_{L-1}),) packed like acts, written for
+    those layers. Returns (output view, counter advanced by n * sum(d_1..d_{L-1}))."""
+    n = X.shape[0]
+    L = sizes.size - 1
+    A_prev = X
+    off = 0
+    for layer in range(L):
+        W, b = layer_params(theta, sizes, layer)
+        d = sizes[layer + 1]
+        A = view2d(acts, off, n, d)
+        dense_forward(A_prev, W, b, act_codes[layer], alpha, A)
+        if layer < L - 1:
+            if thresholds[layer] > 0:
+                dropout_forward(A, view2d(gates, off, n, d), act_codes[layer], alpha, thresholds[layer], key, counter)
+            counter += np.uint64(n * d)
+        off += n * d
+        A_prev = A
+    return A_prev, counter
+
+
+@jit
+def backward_dropout(X, theta, sizes, act_codes, alpha, thresholds, acts, deltas, gates, l2, grad):
+    """``network.backward_layers`` after ``forward_dropout``: acts hold the dropped
+    outputs (the next layer's inputs, right for dW), and the delta of a dropped layer is
+    (D W^T) * gates (= M f'(Z)) instead of (D W^T) * f'(A)."""
+    n = X.shape[0]
+    L = sizes.size - 1
+    for layer in range(L - 1, -1, -1):
+        W, _ = layer_params(theta, sizes, layer)
+        dW, db = layer_params(grad, sizes, layer)
+        D = view2d(deltas, activation_offset(sizes, layer, n), n, sizes[layer + 1])
+        if layer > 0:
+            prev_off = activation_offset(sizes, layer - 1, n)
+            A_prev = view2d(acts, prev_off, n, sizes[layer])
+            D_prev = view2d(deltas, prev_off, n, sizes[layer])
+            if thresholds[layer - 1] > 0:
+                dense_backward(A_prev, W, D, l2, dW, db, D_prev, IDENTITY, alpha)  # D_prev = D W^T
+                Df, Gf = D_prev.ravel(), view2d(gates, prev_off, n, sizes[layer]).ravel()
+                for i in range(Df.size):
+                    Df[i] = Df[i] * Gf[i]
+            else:
+                dense_backward(A_prev, W, D, l2, dW, db, D_prev, act_codes[layer - 1], alpha)
+        else:
+            dense_backward(X, W, D, l2, dW, db, view2d(deltas, 0, 0, 0), 0, alpha)
+
+
+# -- metrics --------------------------------------------------------------------------------
+@jit
+def count_correct(A, Y, kind):
+    """Correct predictions in a batch, A, Y (n, k): see NO/ARGMAX/THRESHOLD_ACCURACY."""
+    n, k = A.shape
+    correct = 0.0
+    if kind == ARGMAX_ACCURACY:
+        for i in range(n):
+            ja, jy = 0, 0  # first maximum, as np.argmax
+            for j in range(1, k):
+                if A[i, j] > A[i, ja]:
+                    ja = j
+                if Y[i, j] > Y[i, jy]:
+                    jy = j
+            if ja == jy:
+                correct += 1.0
+    elif kind == THRESHOLD_ACCURACY:
+        for i in range(n):
+            for j in range(k):
+                if (A[i, j] > 0.5) == (Y[i, j] > 0.5):
+                    correct += 1.0
+    return correct
+
+
+# -- epochs ---------------------------------------------------------------------------------
+@jit
+def fit_epoch(
     X, Y, idx, batch_size,
-    sizes, act_codes, alpha, loss_code, metric_code, clip_eps,
-    theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch,
-    Xb, Yb, acts, deltas,
+    sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps,
+    theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch, weight_decay,
+    thresholds, key, counter,
+    Xb, Yb, acts, deltas, gates,
 ):
     """One epoch of minibatch training over the rows ``idx`` of (X, Y), in that order.
 
@@ -29,30 +188,97 @@ def train_epoch(
     theta, grad, m, v (p,): parameters, gradient scratch, optimizer state (m, v are
     modified in place). ``t`` is the number of updates done before this epoch.
     Each batch's weight gradients get (l2 + l2_batch / n) W added, and its loss the
-    matching 0.5 (l2 + l2_batch / n) sum(W^2).
+    matching 0.5 (l2 + l2_batch / n) sum(W^2). ``weight_decay`` > 0 adds decoupled
+    decay lr wd W to each update (weights only; AdamW for Adam).
+    thresholds (L - 1,) int64 dropout thresholds of the hidden layers (see the module
+    docstring; empty or all 0: no dropout, and the code path of an epoch without it);
+    key, counter (uint64) the mask stream and its position.
     Xb (>= batch_size * d_0,), Yb (>= batch_size * d_L,), acts and deltas
-    (>= batch_size * sum(d_1..d_L),) are scratch.
+    (>= batch_size * sum(d_1..d_L),) are scratch; gates (>= batch_size *
+    sum(d_1..d_{L-1}),) too, only read with dropout (may be empty otherwise).
 
     Returns (mean loss over the epoch's samples, as measured by ``metric_code``
-    before each batch's update, and the new update count t).
+    before each batch's update; the number of correct predictions of ``acc_kind``,
+    counted on the same outputs; the new update count t; the new counter).
     """
     N = idx.size
     L = sizes.size - 1
     d0, k = sizes[0], sizes[L]
+    dropout = False
+    for layer in range(thresholds.size):
+        if thresholds[layer] > 0:
+            dropout = True
     total = 0.0
+    correct = 0.0
     for start in range(0, N, batch_size):
         n = min(batch_size, N - start)
         Xv = view2d(Xb, 0, n, d0)
         Yv = view2d(Yb, 0, n, k)
         gather_rows(X, idx, start, Xv)
         gather_rows(Y, idx, start, Yv)
-        A_out = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
+        if dropout:
+            A_out, counter = forward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, key, counter, acts, gates)
+        else:
+            A_out = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
         c = l2 + l2_batch / n
         batch_loss = loss_sum(A_out, Yv, metric_code, clip_eps) / n
         if c != 0.0:
             batch_loss += 0.5 * c * sum_squares_weights(theta, sizes)
         total += batch_loss * n
-        loss_and_gradient(Xv, Yv, theta, sizes, act_codes, alpha, loss_code, c, acts, deltas, grad)
+        if acc_kind != NO_ACCURACY:
+            correct += count_correct(A_out, Yv, acc_kind)
+        if dropout:
+            D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, k)
+            output_delta(A_out, Yv, loss_code, act_codes[L - 1], 1.0 / n, D_out)
+            backward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, acts, deltas, gates, c, grad)
+        else:
+            loss_and_gradient(Xv, Yv, theta, sizes, act_codes, alpha, loss_code, c, acts, deltas, grad)
         t += 1
-        update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
-    return total / N, t
+        if weight_decay != 0.0:
+            update_decoupled(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay, sizes)
+        else:
+            update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
+    return total / N, correct, t, counter
+
+
+@jit
+def train_epoch(
+    X, Y, idx, batch_size,
+    sizes, act_codes, alpha, loss_code, metric_code, clip_eps,
+    theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch,
+    Xb, Yb, acts, deltas,
+):
+    """``fit_epoch`` without dropout, decoupled decay or accuracy (the tutorial's epoch).
+
+    Returns (mean loss over the epoch's samples, as measured by ``metric_code``
+    before each batch's update, and the new update count t).
+    """
+    loss, _, t, _ = fit_epoch(
+        X, Y, idx, batch_size, sizes, act_codes, alpha, loss_code, metric_code, NO_ACCURACY, clip_eps,
+        theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch, 0.0,
+        sizes[:0], np.uint64(0), np.uint64(0), Xb, Yb, acts, deltas, deltas[:0],
+    )
+    return loss, t
+
+
+@jit
+def evaluate(X, Y, idx, chunk, sizes, act_codes, alpha, metric_code, acc_kind, clip_eps, theta, Xb, Yb, acts):
+    """Mean loss (``metric_code``, no penalty) and correct count (``acc_kind``) of the
+    network on rows ``idx`` of (X, Y), ``chunk`` rows at a time; no dropout.
+    Xb, Yb, acts: scratch for ``chunk`` rows, as for ``fit_epoch``."""
+    N = idx.size
+    L = sizes.size - 1
+    d0, k = sizes[0], sizes[L]
+    total = 0.0
+    correct = 0.0
+    for start in range(0, N, chunk):
+        n = min(chunk, N - start)
+        Xv = view2d(Xb, 0, n, d0)
+        Yv = view2d(Yb, 0, n, k)
+        gather_rows(X, idx, start, Xv)
+        gather_rows(Y, idx, start, Yv)
+        A = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
+        total += loss_sum(A, Yv, metric_code, clip_eps)
+        if acc_kind != NO_ACCURACY:
+            correct += count_correct(A, Yv, acc_kind)
+    return total / N, correct

@@ -4,8 +4,10 @@ shared kernels; only scikit-learn's conventions live here:
 
 - losses and the output delta of ``losses.sk_loss_sum`` / ``losses.sk_output_delta``,
   with optional sample weights w;
-- gradients (A^T delta + alpha W) / sum(w) and sum(delta) / sum(w), divided *after*
-  the backward pass, as scikit-learn does;
+- gradients (A^T delta + alpha W) / sum(w) and sum(delta) / sum(w): the full-batch
+  call divides after the backward pass, as scikit-learn does; the minibatch loop
+  scales the output delta by 1 / sum(w) and the L2 term by alpha / sum(w) instead
+  (the same numbers to the last bits, and no extra pass over the gradient per batch);
 - the batch loss L + 0.5 alpha sum(W^2) / sum(w), accumulated over an epoch as
   sum(batch loss x batch rows) / rows.
 
@@ -13,10 +15,12 @@ Inputs are dense (X (N, d_0)) or CSR (data, indices, indptr, gathered per batch 
 whole matrix is never densified). ``indptr.size > 0`` selects CSR; pass a (0, 0) X then,
 and empty data/indices/indptr for dense input.
 """
-from ._jit import jit
+import numpy as np
+
+from ._jit import cast_like, jit
 from .epoch import gather_rows
 from .losses import sk_loss_sum, sk_output_delta
-from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights, view2d
+from .network import activation_offset, backward_layers, forward_layers, layer_params, view2d
 from .optimizers import update
 
 
@@ -49,17 +53,40 @@ def _gather_weights(sw, idx, start, n, swb):
 
 @jit
 def _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code, clip_eps, l2,
-                     acts, deltas, grad):
+                     scale, acts, deltas, grad):
     """Forward + backward of one batch. Returns the batch's sum of losses (unnormalised)
-    and writes grad = A^T delta + l2 W (undivided) and the intercepts' column sums."""
+    and writes grad = scale A^T delta + l2 W and the intercepts' scale * column sums.
+
+    ``scale`` multiplies the output delta before the backward pass: 1 / sum(w) there
+    spares the minibatch loop a pass over the whole gradient (scikit-learn divides
+    after the backward pass; the two differ in the last bits only)."""
     n = Xv.shape[0]
     L = sizes.size - 1
     A_out = forward_layers(Xv, theta, sizes, act_codes, act_alpha, acts)
     loss = sk_loss_sum(A_out, Yv, swv, loss_code, clip_eps)
     D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, sizes[L])
     sk_output_delta(A_out, Yv, swv, D_out)
+    if scale != 1.0:
+        c = cast_like(scale, D_out)
+        for i in range(n):
+            for j in range(D_out.shape[1]):
+                D_out[i, j] *= c
     backward_layers(Xv, theta, sizes, act_codes, act_alpha, acts, deltas, l2, grad)
     return loss
+
+
+@jit
+def _weights_sum_squares(theta, sizes):
+    """sum over layers of W . W (biases excluded), by BLAS dot products as scikit-learn
+    takes it: vectorised, where a strict left-to-right float sum is not."""
+    total = 0.0
+    off = 0
+    for layer in range(sizes.size - 1):
+        nw = sizes[layer] * sizes[layer + 1]
+        w = theta[off : off + nw]
+        total += np.dot(w, w)
+        off += nw + sizes[layer + 1]
+    return total
 
 
 @jit
@@ -90,12 +117,12 @@ def sk_train_epoch(
         gather_X(X, data, indices, indptr, idx, start, Xv)
         gather_rows(Y, idx, start, Yv)
         sw_sum = _gather_weights(sw, idx, start, n, swv)
+        # The gradient comes out divided by sum(w): (A^T delta + l2 W) / sum(w).
         batch_loss = _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
-                                      clip_eps, l2, acts, deltas, grad) / sw_sum
-        batch_loss += 0.5 * l2 * sum_squares_weights(theta, sizes) / sw_sum
+                                      clip_eps, l2 / sw_sum, 1.0 / sw_sum, acts, deltas, grad) / sw_sum
+        if l2 != 0.0:  # the weights before this batch's update, as scikit-learn takes them
+            batch_loss += 0.5 * l2 * _weights_sum_squares(theta, sizes) / sw_sum
         total += batch_loss * n
-        for i in range(grad.size):
-            grad[i] = grad[i] / sw_sum
         t += 1
         update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
     return total / N, t
@@ -125,7 +152,7 @@ def sk_loss_grad(
         gather_rows(Y, idx, start, Yv)
         sw_sum += _gather_weights(sw, idx, start, n, swv)
         total += _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
-                                  clip_eps, 0.0, acts, deltas, gchunk)
+                                  clip_eps, 0.0, 1.0, acts, deltas, gchunk)
         for i in range(grad.size):
             grad[i] += gchunk[i]
     # The L2 term once, on the summed gradient: (A^T delta + alpha W) / sum(w).
@@ -139,4 +166,7 @@ def sk_loss_grad(
                     dW[a, b] += l2 * W[a, b]
     for i in range(grad.size):
         grad[i] = grad[i] / sw_sum
-    return total / sw_sum + 0.5 * l2 * sum_squares_weights(theta, sizes) / sw_sum
+    loss = total / sw_sum
+    if l2 != 0.0:
+        loss += 0.5 * l2 * _weights_sum_squares(theta, sizes) / sw_sum
+    return loss

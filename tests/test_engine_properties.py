@@ -82,3 +82,45 @@ def test_two_models_trained_from_two_threads_match_sequential_runs():
     assert not errors and all(not t.is_alive() for t in threads)
     for seed in (1, 2):
         assert results[seed].tobytes() == expected[seed].tobytes()
+
+
+DETERMINISM_PROBE = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import fastnn
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 4))
+    y = rng.integers(0, 3, 200)
+    nn = fastnn.NeuralNetwork(4, [6, 5], 3, "categorical_crossentropy", activation="tanh", seed=3)
+    fastnn.Trainer(nn, "categorical_crossentropy").train(X, y, None, None, 5, 1e-2, batch_size=16, optimizer="adam")
+    sys.stdout.write(nn.params.tobytes().hex())
+    """
+)
+
+
+def test_compiled_and_cache_loaded_kernels_give_the_same_bits(tmp_path):
+    # The first process compiles into an empty cache, the second loads from it. With
+    # fastmath 'contract' these differed in the last bit (JIT and cached object code
+    # fuse different multiply-adds): a regression test for that.
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", DETERMINISM_PROBE], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert run() == run()
+
+
+def test_set_num_threads_limits_blas_and_rejects_bad_values():
+    import pytest
+
+    before = fastnn.get_num_threads()
+    try:
+        fastnn.set_num_threads(1)
+        assert fastnn.get_num_threads() == 1
+        assert _train(seed=4).tobytes() == _train(seed=4).tobytes()  # deterministic at a fixed count
+        with pytest.raises(ValueError, match="n must be an int >= 1"):
+            fastnn.set_num_threads(0)
+        with pytest.raises(TypeError, match="n must be an int"):
+            fastnn.set_num_threads(1.5)
+    finally:
+        fastnn.set_num_threads(before)
