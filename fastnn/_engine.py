@@ -63,13 +63,14 @@ class KernelEngine:
         int64, ``stream`` = (key, counter) of the mask stream) and an accuracy count.
         Returns (mean loss, correct count, new counter)."""
         mu, beta1, beta2, eps = hyperparameters(optimizer)
-        if thresholds is None:
-            thresholds = np.zeros(0, dtype=np.int64)
+        # None (not zeros) when unused: the kernel then compiles without that code.
+        if thresholds is not None and not np.any(thresholds):
+            thresholds = None
         loss, correct, state.t, counter = epoch.fit_epoch(
             X, Y, idx, batch_size,
             net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, int(acc_kind),
             net.clip_eps, net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps,
-            state.t, float(l2), 0.0, float(weight_decay), thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
+            state.t, float(l2), 0.0, float(weight_decay) if weight_decay else None, thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
             work.Xb, work.Yb, work.acts, work.deltas, work.gates,
         )
         return loss, correct, int(counter)

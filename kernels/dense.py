@@ -5,7 +5,7 @@ from ._jit import cast_like, jit
 from .activations import bias_activation, multiply_derivative
 
 
-@jit
+@jit(inline="always")
 def dense_forward(A_prev, W, b, code, alpha, A):
     """A <- f(A_prev @ W + b). A_prev (n, d_in), W (d_in, d_out), b (d_out,), A (n, d_out) written."""
     np.dot(A_prev, W, A)
@@ -23,7 +23,7 @@ def column_sum(D, out):
             out[j] += D[i, j]
 
 
-@jit
+@jit(inline="always")
 def dense_backward(A_prev, W, D, l2, dW, db, D_prev, prev_code, alpha):
     """Gradients of one layer from its delta D = dL/dZ.
 

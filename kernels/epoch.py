@@ -188,11 +188,13 @@ def fit_epoch(
     theta, grad, m, v (p,): parameters, gradient scratch, optimizer state (m, v are
     modified in place). ``t`` is the number of updates done before this epoch.
     Each batch's weight gradients get (l2 + l2_batch / n) W added, and its loss the
-    matching 0.5 (l2 + l2_batch / n) sum(W^2). ``weight_decay`` > 0 adds decoupled
+    matching 0.5 (l2 + l2_batch / n) sum(W^2). A ``weight_decay`` adds decoupled
     decay lr wd W to each update (weights only; AdamW for Adam).
     thresholds (L - 1,) int64 dropout thresholds of the hidden layers (see the module
-    docstring; empty or all 0: no dropout, and the code path of an epoch without it);
-    key, counter (uint64) the mask stream and its position.
+    docstring), or None for no dropout; key, counter (uint64) the mask stream and its
+    position. ``weight_decay`` is None for none. Numba prunes the branches on these
+    Nones at compile time, so an epoch without dropout or decoupled decay never
+    compiles their code (about half of a cold compile).
     Xb (>= batch_size * d_0,), Yb (>= batch_size * d_L,), acts and deltas
     (>= batch_size * sum(d_1..d_L),) are scratch; gates (>= batch_size *
     sum(d_1..d_{L-1}),) too, only read with dropout (may be empty otherwise).
@@ -204,10 +206,6 @@ def fit_epoch(
     N = idx.size
     L = sizes.size - 1
     d0, k = sizes[0], sizes[L]
-    dropout = False
-    for layer in range(thresholds.size):
-        if thresholds[layer] > 0:
-            dropout = True
     total = 0.0
     correct = 0.0
     for start in range(0, N, batch_size):
@@ -216,7 +214,7 @@ def fit_epoch(
         Yv = view2d(Yb, 0, n, k)
         gather_rows(X, idx, start, Xv)
         gather_rows(Y, idx, start, Yv)
-        if dropout:
+        if thresholds is not None:
             A_out, counter = forward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, key, counter, acts, gates)
         else:
             A_out = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
@@ -227,14 +225,14 @@ def fit_epoch(
         total += batch_loss * n
         if acc_kind != NO_ACCURACY:
             correct += count_correct(A_out, Yv, acc_kind)
-        if dropout:
+        if thresholds is not None:
             D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, k)
             output_delta(A_out, Yv, loss_code, act_codes[L - 1], 1.0 / n, D_out)
             backward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, acts, deltas, gates, c, grad)
         else:
             loss_and_gradient(Xv, Yv, theta, sizes, act_codes, alpha, loss_code, c, acts, deltas, grad)
         t += 1
-        if weight_decay != 0.0:
+        if weight_decay is not None:
             update_decoupled(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay, sizes)
         else:
             update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
@@ -255,8 +253,8 @@ def train_epoch(
     """
     loss, _, t, _ = fit_epoch(
         X, Y, idx, batch_size, sizes, act_codes, alpha, loss_code, metric_code, NO_ACCURACY, clip_eps,
-        theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch, 0.0,
-        sizes[:0], np.uint64(0), np.uint64(0), Xb, Yb, acts, deltas, deltas[:0],
+        theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch, None,
+        None, np.uint64(0), np.uint64(0), Xb, Yb, acts, deltas, deltas[:0],
     )
     return loss, t
 

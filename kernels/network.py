@@ -14,13 +14,13 @@ from .dense import dense_backward, dense_forward
 from .losses import output_delta
 
 
-@jit
+@jit(inline="always")
 def view2d(buf, offset, rows, cols):
     """A (rows, cols) C-contiguous view of the flat buffer ``buf`` starting at ``offset``."""
     return buf[offset : offset + rows * cols].reshape((rows, cols))
 
 
-@jit
+@jit(inline="always")
 def param_offset(sizes, layer):
     """Offset of W_layer in the flat parameter buffer."""
     off = 0
@@ -29,7 +29,7 @@ def param_offset(sizes, layer):
     return off
 
 
-@jit
+@jit(inline="always")
 def layer_params(theta, sizes, layer):
     """Views (W (d_in, d_out), b (d_out,)) of one layer in ``theta`` (or a gradient buffer)."""
     d_in, d_out = sizes[layer], sizes[layer + 1]
@@ -39,7 +39,7 @@ def layer_params(theta, sizes, layer):
     return W, b
 
 
-@jit
+@jit(inline="always")
 def activation_offset(sizes, layer, n):
     """Offset of layer ``layer``'s (n, d_{layer+1}) block in a packed work buffer."""
     off = 0
@@ -48,7 +48,7 @@ def activation_offset(sizes, layer, n):
     return off
 
 
-@jit
+@jit(inline="always")
 def forward_layers(X, theta, sizes, act_codes, alpha, acts):
     """Forward pass of a batch. X (n, d_0); acts (>= n * sum(d_1..d_L),) written.
 
@@ -68,7 +68,7 @@ def forward_layers(X, theta, sizes, act_codes, alpha, acts):
     return A_prev
 
 
-@jit
+@jit(inline="always")
 def backward_layers(X, theta, sizes, act_codes, alpha, acts, deltas, l2, grad):
     """Backward pass of a batch whose output delta is already in ``deltas``.
 
@@ -104,7 +104,7 @@ def sum_squares_weights(theta, sizes):
     return total
 
 
-@jit
+@jit(inline="always")
 def loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, l2, acts, deltas, grad):
     """Output delta and full gradient of the mean batch loss, from a forward pass done
     by ``forward_layers`` on the same X. Y (n, d_L). Writes deltas and grad."""
