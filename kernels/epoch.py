@@ -41,6 +41,17 @@ def gather_rows(src, idx, start, dst):
             dst[r, j] = src[i, j]
 
 
+@jit(inline="always")
+def gather_batch(X, Y, idx, start, n, Xb, Yb):
+    """Rows idx[start:start + n] of X and Y, gathered into (n, d_0), (n, d_L) views of the
+    scratch buffers Xb, Yb; returns the two views."""
+    Xv = view2d(Xb, 0, n, X.shape[1])
+    Yv = view2d(Yb, 0, n, Y.shape[1])
+    gather_rows(X, idx, start, Xv)
+    gather_rows(Y, idx, start, Yv)
+    return Xv, Yv
+
+
 # -- dropout --------------------------------------------------------------------------------
 @jit
 def random_bits(key, counter):
@@ -205,15 +216,12 @@ def fit_epoch(
     """
     N = idx.size
     L = sizes.size - 1
-    d0, k = sizes[0], sizes[L]
+    k = sizes[L]
     total = 0.0
     correct = 0.0
     for start in range(0, N, batch_size):
         n = min(batch_size, N - start)
-        Xv = view2d(Xb, 0, n, d0)
-        Yv = view2d(Yb, 0, n, k)
-        gather_rows(X, idx, start, Xv)
-        gather_rows(Y, idx, start, Yv)
+        Xv, Yv = gather_batch(X, Y, idx, start, n, Xb, Yb)
         if thresholds is not None:
             A_out, counter = forward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, key, counter, acts, gates)
         else:
@@ -265,16 +273,11 @@ def evaluate(X, Y, idx, chunk, sizes, act_codes, alpha, metric_code, acc_kind, c
     network on rows ``idx`` of (X, Y), ``chunk`` rows at a time; no dropout.
     Xb, Yb, acts: scratch for ``chunk`` rows, as for ``fit_epoch``."""
     N = idx.size
-    L = sizes.size - 1
-    d0, k = sizes[0], sizes[L]
     total = 0.0
     correct = 0.0
     for start in range(0, N, chunk):
         n = min(chunk, N - start)
-        Xv = view2d(Xb, 0, n, d0)
-        Yv = view2d(Yb, 0, n, k)
-        gather_rows(X, idx, start, Xv)
-        gather_rows(Y, idx, start, Yv)
+        Xv, Yv = gather_batch(X, Y, idx, start, n, Xb, Yb)
         A = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
         total += loss_sum(A, Yv, metric_code, clip_eps)
         if acc_kind != NO_ACCURACY:
