@@ -6,18 +6,18 @@ the traceback instead.
 
 A model saved by ``train --save`` is written by ``fastnn.io.save_model`` with the
 command line's own data (task, feature names, scaler, class labels, target scaling)
-as its metadata. Without ``fastnn.io`` the fallback is an ``.npz`` of the parameters
-plus a JSON header (read with ``allow_pickle=False``); ``predict`` reads both.
+as its metadata. Tables are read by ``fastnn.tabular``.
 """
 import argparse
 import csv
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from .tabular import check_file, read_table, target_kind
 
 MODEL_FORMAT = "fastnn-cli-model"
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "identity")
@@ -99,209 +99,32 @@ def add_training_arguments(p, *, hidden="64,64", epochs=50, batch_size=32, lr=1e
 
 
 # -- reading tables --------------------------------------------------------------------------
-class Table:
-    """Named numeric feature columns X (n, d) and, when asked for, one raw target column."""
-
-    def __init__(self, X, names, y=None, target=None):
-        self.X, self.names, self.y, self.target = X, list(names), y, target
-
-
-def _check_file(path: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise CLIError(f"no such file: {path!r}")
-    if p.is_dir():
-        raise CLIError(f"{path!r} is a directory; expected a .csv or .npz file")
-    return p
-
-
-def _numeric_column(values, name, path, what="feature"):
-    try:
-        col = np.array(values, dtype=np.float64)
-    except ValueError:
-        for row, v in enumerate(values, start=2):  # row 1 is the header
-            try:
-                float(v)
-            except ValueError:
-                shown = "an empty value" if v == "" else repr(v)
-                raise CLIError(
-                    f"{what} column {name!r} in {path} is not numeric: {shown} on line {row}; "
-                    f"expected numbers (drop or encode that column)"
-                ) from None
-        raise
-    bad = np.flatnonzero(~np.isfinite(col))
-    if bad.size:
-        raise CLIError(f"{what} column {name!r} in {path} holds {values[bad[0]]!r} on line {bad[0] + 2}; expected finite numbers")
-    return col
-
-
-def read_csv(path: str, target: str | None, features: list[str] | None = None) -> Table:
-    """Features: every column except ``target`` (or exactly ``features``, in that order)."""
-    p = _check_file(path)
-    delimiter = "\t" if p.suffix.lower() in (".tsv", ".tab") else ","
-    with open(p, newline="", encoding="utf-8-sig") as f:
-        rows = [[v.strip() for v in row] for row in csv.reader(f, delimiter=delimiter) if row]
-    if not rows:
-        raise CLIError(f"{path} is empty; expected a header row and at least one data row")
-    header, body = rows[0], rows[1:]
-    if not body:
-        raise CLIError(f"{path} has a header but no data rows; expected at least one")
-    for i, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise CLIError(f"line {i} of {path} has {len(row)} fields but the header has {len(header)}")
-    columns = dict(zip(header, zip(*body)))
-    if len(columns) != len(header):
-        dup = next(h for h in header if header.count(h) > 1)
-        raise CLIError(f"{path} has two columns named {dup!r}; column names must be unique")
-    if target is not None and target not in columns:
-        raise CLIError(f"unknown target column {target!r} in {path}; columns: {', '.join(header)}")
-    if features is None:
-        features = [h for h in header if h != target]
-    else:
-        missing = [f for f in features if f not in columns]
-        if missing:
-            raise CLIError(f"{path} lacks the model's feature column(s) {', '.join(map(repr, missing))}")
-    if not features:
-        raise CLIError(f"{path} has no feature columns besides the target {target!r}")
-    X = np.column_stack([_numeric_column(list(columns[f]), f, path) for f in features])
-    y = None
-    if target is not None:
-        y = np.array(columns[target], dtype=str)
-        if (y == "").any():
-            raise CLIError(f"target column {target!r} in {path} has an empty value on line {int(np.argmax(y == '')) + 2}; "
-                           "every row needs a target")
-    return Table(X, features, y, target)
-
-
-def read_npz(path: str, target: str | None, n_features: int | None = None) -> Table:
-    """Arrays ``X`` (n, d) and the target (``y`` unless --target names another array)."""
-    p = _check_file(path)
-    try:
-        with np.load(p, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as e:
-        raise CLIError(f"cannot read {path} as .npz without pickles ({e})") from None
-    except (OSError, EOFError) as e:
-        raise CLIError(f"cannot read {path}: not a valid .npz file ({e})") from None
-    if "X" not in arrays:
-        raise CLIError(f"{path} has no array 'X'; arrays: {', '.join(arrays) or 'none'}")
-    X = arrays["X"]
-    if X.ndim == 1:
-        X = X.reshape(-1, 1)
-    if X.ndim != 2:
-        raise CLIError(f"array 'X' in {path} must be 2-D (n_samples, n_features); got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise CLIError(f"array 'X' in {path} is empty (shape {X.shape}); expected at least one row and one column")
-    if X.dtype.kind not in "biuf":
-        raise CLIError(f"array 'X' in {path} is not numeric (dtype {X.dtype}); expected numbers")
-    X = X.astype(np.float64)
-    if not np.isfinite(X).all():
-        r, c = np.argwhere(~np.isfinite(X))[0]
-        raise CLIError(f"array 'X' in {path} holds {X[r, c]} at row {r}, column {c}; expected finite numbers")
-    if n_features is not None and X.shape[1] != n_features:
-        raise CLIError(f"array 'X' in {path} has {X.shape[1]} columns; the model takes {n_features} features")
-    names = [str(s) for s in arrays["feature_names"]] if "feature_names" in arrays else [f"x{j}" for j in range(X.shape[1])]
-    y = None
-    if target is not None:
-        if target not in arrays:
-            raise CLIError(f"unknown target array {target!r} in {path}; arrays: {', '.join(arrays)}")
-        y = arrays[target]
-        if y.ndim != 1 or y.shape[0] != X.shape[0]:
-            raise CLIError(f"target array {target!r} in {path} must be 1-D with {X.shape[0]} entries (one per row of X); got shape {y.shape}")
-    return Table(X, names, y, target)
-
-
-def read_table(path: str, target: str | None, features=None) -> Table:
-    if path.lower().endswith(".npz"):
-        return read_npz(path, target, None if features is None else len(features))
-    return read_csv(path, target, features)
-
-
-def target_kind(y: np.ndarray) -> str:
-    """'integer', 'float' or 'string' (CSV values arrive as text and are parsed here)."""
-    if y.dtype.kind in "biu":
-        return "integer"
-    if y.dtype.kind == "f":
-        return "float"
-    for kind, dtype in (("integer", np.int64), ("float", np.float64)):
-        try:
-            y.astype(dtype)
-            return kind
-        except ValueError:
-            pass
-    return "string"
-
-
-# -- model files ------------------------------------------------------------------------------
-def _io_module():
-    """``fastnn.io`` when it offers save_model/load_model, else None (own npz format below)."""
-    try:
-        from . import io
-    except ImportError:
-        return None
-    return io if hasattr(io, "save_model") and hasattr(io, "load_model") else None
-
-
-def network_spec(model) -> dict:
-    return {
-        "input_size": model.input_size, "hidden_sizes": list(model.hidden_sizes), "output_size": model.output_size,
-        "loss_func": model.loss_func, "activation": model.activation, "output_activation": model.output_activation,
-        "alpha": model.alpha, "dtype": model.dtype.name,
-    }
-
-
 def save_model(model, path: str, metadata: dict) -> str:
-    """Writes the network and the CLI's metadata (scaler, labels, feature names) to ``path``."""
-    io = _io_module()
-    if io is not None:
-        io.save_model(model, path, metadata=metadata)
-        return path
-    import fastnn
+    """Writes the network and the command line's metadata (scaler, labels, feature names)."""
+    from .io import save_model as save
 
-    header = {"format": MODEL_FORMAT, "fastnn": fastnn.__version__, "network": network_spec(model), "metadata": metadata}
-    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a bare name
-        np.savez(f, header=np.array(json.dumps(header)), params=model.params)
+    save(model, path, metadata=metadata)
     return path
 
 
 def load_model(path: str):
-    """(model, metadata) from a file written by ``save_model`` (either format)."""
-    p = _check_file(path)
-    with open(p, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":
-            raise CLIError(f"{path} is not a model file (not an .npz archive); expected a file written by 'fastnn train --save'")
-    try:
-        with np.load(p, allow_pickle=False) as data:  # lazy: reads only what is indexed
-            header = data["header"] if "header" in data.files else None
-            own = header is not None and header.dtype.kind == "U"
-            params = data["params"] if own and "params" in data.files else None
-    except (ValueError, OSError, EOFError) as e:
-        raise CLIError(f"cannot read model {path}: not a fastnn model file ({e})") from None
-    if header is None:
-        raise CLIError(f"{path} is not a model written by 'fastnn train --save'")
-    if not own:
-        io = _io_module()
-        if io is None:
-            raise CLIError(f"{path} needs fastnn.io to be read, and this fastnn has none")
-        model = io.load_model(path)
-        metadata = getattr(model, "metadata", None)
-        if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
-            raise CLIError(f"{path} holds a fastnn model without the command line's scaler and labels; "
-                           "train it with 'fastnn train --save'")
-        return model, metadata
-    from .network import NeuralNetwork
+    """(model, metadata) from a file written by ``fastnn train --save``."""
+    from .errors import ModelFileError
+    from .io import load_model as load
 
-    header = json.loads(str(header))
-    if header.get("format") != MODEL_FORMAT or params is None:
-        raise CLIError(f"{path} is not a model written by 'fastnn train --save'")
-    spec = header["network"]
-    model = NeuralNetwork(spec["input_size"], spec["hidden_sizes"], spec["output_size"], spec["loss_func"],
-                          activation=spec["activation"], output_activation=spec["output_activation"],
-                          alpha=spec["alpha"], dtype=spec["dtype"], seed=0)
-    if params.shape != model.params.shape:
-        raise CLIError(f"{path} is corrupt: {params.size} parameters for a network that has {model.params.size}")
-    model.params[...] = params
-    return model, header["metadata"]
+    with open(check_file(path), "rb") as f:
+        if f.read(4) != b"PK\x03\x04":
+            raise CLIError(f"{path} is not a model file (not an .npz archive); "
+                           "expected a file written by 'fastnn train --save'")
+    try:
+        model = load(path)
+    except ModelFileError as e:
+        raise CLIError(f"cannot read model {path}: {e}") from None
+    metadata = model.metadata
+    if metadata.get("format") != MODEL_FORMAT:
+        raise CLIError(f"{path} holds a fastnn model without the command line's scaler and labels; "
+                       "train it with 'fastnn train --save'")
+    return model, metadata
 
 
 # -- train ----------------------------------------------------------------------------------

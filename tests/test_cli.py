@@ -123,15 +123,10 @@ def test_saved_model_keeps_the_cli_metadata(data, tmp_path):
     assert model.layer_sizes == (3, 64, 64, 2)
 
 
-@pytest.mark.parametrize("use_io", [True, False])
-def test_model_file_formats_round_trip(tmp_path, monkeypatch, use_io):
-    """Through fastnn.io when it exists, and through the CLI's own npz format otherwise."""
+def test_model_file_round_trip(tmp_path):
+    """The CLI's model file is a fastnn.io file whose metadata holds the CLI's data."""
     import fastnn
 
-    if use_io and cli._io_module() is None:
-        pytest.skip("fastnn.io is not available")
-    if not use_io:
-        monkeypatch.setattr(cli, "_io_module", lambda: None)
     model = fastnn.NeuralNetwork(3, [5, 4], 2, "categorical_crossentropy", activation="tanh", dtype="float32", seed=1)
     meta = {"format": cli.MODEL_FORMAT, "task": "classification", "classes": [3, 7], "features": ["a", "b", "c"],
             "mean": [0.0] * 3, "scale": [1.0] * 3}
@@ -141,6 +136,17 @@ def test_model_file_formats_round_trip(tmp_path, monkeypatch, use_io):
     assert meta2["classes"] == [3, 7] and meta2["features"] == ["a", "b", "c"]
     X = np.random.default_rng(0).normal(size=(4, 3))
     np.testing.assert_array_equal(loaded.forward(X), model.forward(X))
+
+
+def test_predict_refuses_a_model_without_the_cli_metadata(tmp_path):
+    import fastnn as fnn  # the module's own name is the subprocess helper
+
+    path = tmp_path / "plain.npz"
+    fnn.NeuralNetwork(3, 4, 2, "categorical_crossentropy", seed=1).save(str(path))
+    write_csv(tmp_path / "x.csv", ["a", "b", "c"], [[1, 2, 3]])
+    result = fastnn("predict", path, tmp_path / "x.csv", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "without the command line's scaler and labels" in result.stderr
 
 
 # -- errors: one line on stderr, non-zero status -----------------------------------------------------
@@ -185,7 +191,7 @@ def test_bad_input_gives_one_line(bad, args, message, status):
 
 def test_debug_shows_the_traceback(bad):
     result = fastnn("--debug", "train", "nonnum.csv", "--target", "y", cwd=bad)
-    assert result.returncode != 0 and "Traceback" in result.stderr and "CLIError" in result.stderr
+    assert result.returncode != 0 and "Traceback" in result.stderr and "DataError" in result.stderr
 
 
 def test_diverging_run_is_one_line(bad):
