@@ -6,7 +6,6 @@ relative to each array's largest entry, n_iter_ equal, classifier predictions id
 """
 import io
 import pickle
-import re
 import warnings
 from contextlib import redirect_stdout
 
