@@ -19,14 +19,19 @@ from .kernels import codes
 
 
 # -- activations and their derivatives from the output A -------------------------------
+def flush(x):
+    """x with subnormal entries set to 0 (as the kernels do: subnormals are ~100x slower)."""
+    return np.where(np.abs(x) >= np.finfo(x.dtype).tiny, x, 0).astype(x.dtype)
+
+
 def sigmoid(Z):
     e = np.exp(-np.abs(Z))  # exp of a non-positive number: never overflows
-    return np.where(Z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return flush(np.where(Z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)))
 
 
 def softmax(Z):
-    E = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return E / E.sum(axis=1, keepdims=True)
+    E = flush(np.exp(Z - Z.max(axis=1, keepdims=True)))
+    return flush(E / E.sum(axis=1, keepdims=True))
 
 
 def activate(Z, code, alpha):
@@ -135,11 +140,6 @@ def gradients(net, As, Y, l2, gates=None):
             gate = gates[layer - 1] if gates is not None else None
             D = (D @ W.T) * (gate if gate is not None else derivative(As[layer], net.activation_codes[layer - 1], net.alpha))
     return np.concatenate(grads[::-1])
-
-
-def flush(x):
-    """x with subnormal entries set to 0 (as the kernels do: subnormals are ~100x slower)."""
-    return np.where(np.abs(x) >= np.finfo(x.dtype).tiny, x, 0).astype(x.dtype)
 
 
 def update(optimizer, theta, g, state, lr):

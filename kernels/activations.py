@@ -6,9 +6,9 @@ for A <= 0, since A = alpha(e^Z - 1) there).
 """
 import numpy as np
 
-from ._jit import cast_like, jit
+from ._jit import cast_like, jit, tiny_like
 from .codes import ELU, EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH
-from .vmath import vexp, vexpm1
+from .vmath import flush, vexp, vexpm1
 
 
 @jit
@@ -34,6 +34,7 @@ def bias_activation(Z, b, code, alpha):
     n, d = Z.shape
     alpha = cast_like(alpha, Z)
     zero = cast_like(0.0, Z)
+    tiny = tiny_like(Z)  # sigmoid and softmax outputs are flushed below it (see vmath.flush)
     # One loop nest per activation keeps the branch out of the inner loop.
     if code == IDENTITY:
         for i in range(n):
@@ -42,7 +43,7 @@ def bias_activation(Z, b, code, alpha):
     elif code == SIGMOID:
         for i in range(n):
             for j in range(d):
-                Z[i, j] = _sigmoid(Z[i, j] + b[j])
+                Z[i, j] = flush(_sigmoid(Z[i, j] + b[j]), tiny)
     elif code == TANH:
         for i in range(n):
             for j in range(d):
@@ -79,14 +80,14 @@ def bias_activation(Z, b, code, alpha):
         # long loop vectorises where d-long ones would not.
         flat = Z.ravel()
         for i in range(flat.size):
-            flat[i] = vexp(flat[i])
+            flat[i] = flush(vexp(flat[i]), tiny)
         for i in range(n):
             s = 0.0
             for j in range(d):
                 s += Z[i, j]
             inv = 1.0 / s
             for j in range(d):
-                Z[i, j] = Z[i, j] * inv
+                Z[i, j] = flush(Z[i, j] * inv, tiny)
 
 
 @jit

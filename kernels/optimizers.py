@@ -21,13 +21,8 @@ change under 1.2e-38 in float32), here and in fastnn.reference alike.
 import numpy as np
 
 from ._jit import cast_like, jit, tiny_like
+from .vmath import flush
 from .codes import ADAM, MOMENTUM, NESTEROV, SGD
-
-
-@jit
-def flush(x, tiny):
-    """x, or 0 when |x| is below ``tiny`` (subnormal). A select: loops stay vectorised."""
-    return x if abs(x) >= tiny else x * 0
 
 
 @jit
