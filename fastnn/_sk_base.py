@@ -2,6 +2,7 @@
 (initialisation order, early stopping, warm start, partial_fit, L-BFGS through scipy)
 around the compiled epoch of ``_sk_engine``. Not public: use MLPClassifier/MLPRegressor.
 """
+import numbers
 import warnings
 
 import numpy as np
@@ -11,11 +12,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network._multilayer_perceptron import BaseMultilayerPerceptron as _SkMLP
 from sklearn.utils import _safe_indexing, check_random_state
-from sklearn.utils._param_validation import Options, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
+from . import _dropout
 from . import _sk_engine as engine
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -25,10 +27,12 @@ class _BaseMLP(BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor; not for direct use."""
 
     # scikit-learn's own constraint objects (so the messages are its messages, word for
-    # word), with fastnn's extra activations and dtype.
+    # word), with fastnn's extra activations, dropout and dtype. A sequence of dropout
+    # rates is checked element by element at fit, when the number of hidden layers is known.
     _parameter_constraints: dict = {
         **_SkMLP._parameter_constraints,
         "activation": [StrOptions(set(engine.HIDDEN_ACTIVATIONS))],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left"), "array-like"],
         "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
     }
 
@@ -116,6 +120,12 @@ class _BaseMLP(BaseEstimator):
         hidden_layer_sizes = list(hidden_layer_sizes)
         if np.any(np.array(hidden_layer_sizes) <= 0):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden_layer_sizes)
+        thresholds = _dropout.thresholds(_dropout.rates(self.dropout, len(hidden_layer_sizes)))
+        if np.any(thresholds > 0) and self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"dropout needs a stochastic solver ('adam' or 'sgd'): L-BFGS needs a deterministic objective. "
+                f"Got dropout={self.dropout!r} with solver={self.solver!r}; use dropout=0 or another solver."
+            )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -129,6 +139,7 @@ class _BaseMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, self._fit_dtype(X))
+            self._dropout_stream = None  # a new fit draws a new mask stream
         spec = self._spec()
         if list(spec.sizes) != layer_units:
             raise ValueError(
@@ -139,7 +150,7 @@ class _BaseMLP(BaseEstimator):
         self._set_theta(spec, theta)
         data = engine.Data(X, y, sample_weight, spec.dtype)
         if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(spec, theta, X, y, data, sample_weight, incremental)
+            self._fit_stochastic(spec, theta, X, y, data, sample_weight, incremental, thresholds)
         else:
             self._fit_lbfgs(spec, theta, data)
         if not np.isfinite(self._packed).all():
@@ -176,7 +187,16 @@ class _BaseMLP(BaseEstimator):
         self.loss_ = opt_res.fun
         theta[order] = opt_res.x
 
-    def _fit_stochastic(self, spec, theta, X, y, data, sample_weight, incremental):
+    def _dropout_key(self):
+        """The dropout mask stream's key. An int random_state gives a key of its own
+        (a SeedSequence of (random_state, "drop")), so the shuffles and the early-stopping
+        split are the ones drawn without dropout; a RandomState instance (or None: NumPy's
+        global one) gives one draw, taken after the early-stopping split."""
+        if isinstance(self.random_state, numbers.Integral):
+            return int(np.random.SeedSequence([int(self.random_state), 0x64726F70]).generate_state(1, np.uint64)[0])
+        return int(self._random_state.randint(0, 2**62, dtype=np.int64))
+
+    def _fit_stochastic(self, spec, theta, X, y, data, sample_weight, incremental, thresholds):
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = engine.Optimizer(self, spec.n_params, spec.dtype)
         opt = self._optimizer
@@ -214,7 +234,11 @@ class _BaseMLP(BaseEstimator):
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        work = engine.Workspace(spec, batch_size)
+        use_dropout = bool(np.any(thresholds > 0))
+        work = engine.Workspace(spec, batch_size, use_dropout)
+        if use_dropout and getattr(self, "_dropout_stream", None) is None:
+            self._dropout_stream = [self._dropout_key(), 0]  # partial_fit and warm_start continue it
+        stream = self._dropout_stream if use_dropout else None
 
         try:
             self.n_iter_ = 0
@@ -225,7 +249,12 @@ class _BaseMLP(BaseEstimator):
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
                 rows = sample_idx if train_idx is None else train_idx[sample_idx]
-                self.loss_ = engine.train_epoch(spec, data, rows, batch_size, theta, opt, self.alpha, work)
+                self.loss_, counter = engine.train_epoch(
+                    spec, data, rows, batch_size, theta, opt, self.alpha, work,
+                    thresholds if use_dropout else None, stream if use_dropout else (0, 0),
+                )
+                if use_dropout:
+                    stream[1] = counter
                 self.n_iter_ += 1
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)

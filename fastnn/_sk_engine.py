@@ -106,7 +106,7 @@ class Data:
 class Workspace:
     """Scratch for batches (or chunks) of at most ``rows`` rows."""
 
-    def __init__(self, spec, rows):
+    def __init__(self, spec, rows, dropout=False):
         dt = spec.dtype
         self.rows = rows
         self.Xb = np.empty(rows * int(spec.sizes[0]), dtype=dt)
@@ -116,22 +116,30 @@ class Workspace:
         self.deltas = np.empty(rows * spec.width, dtype=dt)
         self.grad = np.empty(spec.n_params, dtype=dt)
         self.gchunk = np.empty(spec.n_params, dtype=dt)
+        # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
+        self.gates = np.empty(rows * (spec.width - int(spec.sizes[-1])) if dropout else 0, dtype=dt)
 
 
 def chunk_rows(spec, n):
     return int(max(1, min(n, WORK_ELEMENTS // max(spec.width, 1))))
 
 
-def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work):
-    """One epoch over rows ``idx``: updates theta and the optimizer state; returns the loss."""
-    loss, opt.t = sk_epoch.sk_train_epoch(
+def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work, thresholds=None, stream=(0, 0)):
+    """One epoch over rows ``idx``: updates theta and the optimizer state. ``thresholds``
+    (L - 1,) int64 with ``stream`` = (key, counter) for dropout, None for none (the
+    workspace then needs no gates). Returns (the loss, the stream's new counter)."""
+    # None (not zeros) when unused: the kernel then compiles without the dropout code.
+    if thresholds is not None and not np.any(thresholds):
+        thresholds = None
+    loss, opt.t, counter = sk_epoch.sk_train_epoch(
         data.X, data.data, data.indices, data.indptr, data.Y, data.sw, idx, batch_size,
         spec.sizes, spec.act_codes, spec.act_alpha, spec.loss_code, spec.clip_eps,
         theta, work.grad, opt.m, opt.v, opt.code, float(opt.learning_rate), opt.mu,
         opt.beta1, opt.beta2, opt.eps, opt.t, float(alpha),
-        work.Xb, work.Yb, work.swb, work.acts, work.deltas,
+        thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
+        work.Xb, work.Yb, work.swb, work.acts, work.deltas, work.gates,
     )
-    return float(loss)
+    return float(loss), int(counter)
 
 
 def loss_grad(spec, data, idx, theta, alpha, work):

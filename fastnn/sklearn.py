@@ -9,8 +9,11 @@ its conventions. An epoch is one compiled call (``fastnn.kernels.sk_epoch``); L-
 scipy's, driven by one compiled full-batch loss-and-gradient call.
 
 Extensions, off by default: hidden activations 'leaky_relu' (slope 0.01) and 'elu'
-(scale 1.0), and the keyword-only ``dtype`` (compute in float32 or float64 whatever the
-input's dtype; by default float32 input stays float32, anything else becomes float64).
+(scale 1.0), the keyword-only ``dropout`` (inverted dropout of the hidden layers while
+fitting with 'adam' or 'sgd'; masks from ``fastnn.kernels.epoch``'s counter-based
+stream, keyed by ``random_state``) and the keyword-only ``dtype`` (compute in float32
+or float64 whatever the input's dtype; by default float32 input stays float32, anything
+else becomes float64).
 """
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
@@ -31,6 +34,19 @@ _PARAMS_DOC = """
 
     activation : {{'identity', 'logistic', 'tanh', 'relu', 'leaky_relu', 'elu'}}, default='relu'
         'leaky_relu' (negative slope 0.01) and 'elu' (scale 1.0) are fastnn extensions.
+    dropout : float in [0, 1) or sequence of float, default=0.0
+        Keyword-only fastnn extension: inverted dropout rate after every hidden layer,
+        or one rate per hidden layer. Only while fitting with solver='adam' or 'sgd'
+        (L-BFGS needs a deterministic objective: dropout > 0 with 'lbfgs' raises a
+        ValueError); ``predict`` never drops, and kept units are scaled by 1 / (1 - p)
+        so it needs no rescaling. ``loss_curve_`` holds the losses of the dropped
+        network. The masks come from a counter-based stream (splitmix64, as in
+        ``fastnn.kernels.epoch``; the rate is realised as round(p 2^32) / 2^32): an int
+        ``random_state`` seeds its key through ``numpy.random.SeedSequence``, leaving
+        the shuffles and the early-stopping split as without dropout; a RandomState
+        instance (or None: NumPy's global one) gives the key by one draw after the
+        early-stopping split. ``partial_fit`` and ``warm_start`` continue the stream;
+        a new fit restarts it. 0 is exactly no dropout.
     dtype : {{'float32', 'float64'}}, default=None
         Keyword-only fastnn extension: the dtype of the weights and of all computation.
         None follows the input: float32 stays float32, anything else is float64.
@@ -46,7 +62,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
         random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
         early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-        n_iter_no_change=10, max_fun=15000, dtype=None,
+        n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -72,6 +88,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.dropout = dropout
 
     loss = "log_loss"  # scikit-learn's classifier has it as a fixed attribute, not a parameter
     _score_function = staticmethod(accuracy_score)
@@ -159,7 +176,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
         shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-        epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None,
+        epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -186,6 +203,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.dropout = dropout
 
     _score_function = staticmethod(r2_score)
 

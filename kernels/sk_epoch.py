@@ -11,6 +11,12 @@ shared kernels; only scikit-learn's conventions live here:
 - the batch loss L + 0.5 alpha sum(W^2) / sum(w), accumulated over an epoch as
   sum(batch loss x batch rows) / rows.
 
+Dropout (a fastnn extension) is ``epoch.forward_dropout`` / ``epoch.backward_dropout``
+with the mask stream of ``fastnn.kernels.epoch``: ``thresholds`` (L - 1,) int64 and the
+stream's (key, counter), or None thresholds for none. Numba prunes the
+``thresholds is not None`` branches at compile time, so without dropout the compiled
+code is the plain forward/backward pass (scikit-learn's trajectory, bit for bit).
+
 Inputs are dense (X (N, d_0)) or CSR (data, indices, indptr, gathered per batch so the
 whole matrix is never densified). ``indptr.size > 0`` selects CSR; pass a (0, 0) X then,
 and empty data/indices/indptr for dense input.
@@ -18,7 +24,7 @@ and empty data/indices/indptr for dense input.
 import numpy as np
 
 from ._jit import cast_like, jit
-from .epoch import gather_rows
+from .epoch import backward_dropout, forward_dropout, gather_rows
 from .losses import sk_loss_sum, sk_output_delta
 from .network import activation_offset, backward_layers, forward_layers, layer_params, view2d
 from .optimizers import update
@@ -53,16 +59,21 @@ def _gather_weights(sw, idx, start, n, swb):
 
 @jit
 def _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code, clip_eps, l2,
-                     scale, acts, deltas, grad):
-    """Forward + backward of one batch. Returns the batch's sum of losses (unnormalised)
-    and writes grad = scale A^T delta + l2 W and the intercepts' scale * column sums.
+                     scale, thresholds, key, counter, acts, deltas, gates, grad):
+    """Forward + backward of one batch. Returns (the batch's sum of losses (unnormalised),
+    the mask stream's new counter) and writes grad = scale A^T delta + l2 W and the
+    intercepts' scale * column sums. With ``thresholds`` (not None) the hidden layers
+    are dropped out, masks from (key, counter); gates is their scratch.
 
     ``scale`` multiplies the output delta before the backward pass: 1 / sum(w) there
     spares the minibatch loop a pass over the whole gradient (scikit-learn divides
     after the backward pass; the two differ in the last bits only)."""
     n = Xv.shape[0]
     L = sizes.size - 1
-    A_out = forward_layers(Xv, theta, sizes, act_codes, act_alpha, acts)
+    if thresholds is not None:
+        A_out, counter = forward_dropout(Xv, theta, sizes, act_codes, act_alpha, thresholds, key, counter, acts, gates)
+    else:
+        A_out = forward_layers(Xv, theta, sizes, act_codes, act_alpha, acts)
     loss = sk_loss_sum(A_out, Yv, swv, loss_code, clip_eps)
     D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, sizes[L])
     sk_output_delta(A_out, Yv, swv, D_out)
@@ -71,8 +82,11 @@ def _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
         for i in range(n):
             for j in range(D_out.shape[1]):
                 D_out[i, j] *= c
-    backward_layers(Xv, theta, sizes, act_codes, act_alpha, acts, deltas, l2, grad)
-    return loss
+    if thresholds is not None:
+        backward_dropout(Xv, theta, sizes, act_codes, act_alpha, thresholds, acts, deltas, gates, l2, grad)
+    else:
+        backward_layers(Xv, theta, sizes, act_codes, act_alpha, acts, deltas, l2, grad)
+    return loss, counter
 
 
 @jit
@@ -94,16 +108,20 @@ def sk_train_epoch(
     X, data, indices, indptr, Y, sw, idx, batch_size,
     sizes, act_codes, act_alpha, loss_code, clip_eps,
     theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2,
-    Xb, Yb, swb, acts, deltas,
+    thresholds, key, counter,
+    Xb, Yb, swb, acts, deltas, gates,
 ):
     """One epoch of scikit-learn's minibatch training over rows ``idx`` (in that order).
 
     X (N, d_0) or CSR (data, indices, indptr); Y (N, d_L); sw (N,) sample weights or
     empty; idx (N',) int64; ``batch_size`` rows per update, the last batch possibly
     partial. theta, grad (p,), m, v optimizer state (modified in place), ``t`` updates
-    done before this epoch, ``l2`` scikit-learn's alpha. Xb, Yb, swb, acts, deltas
-    are scratch (>= batch_size rows). Returns (mean batch loss weighted by batch rows,
-    new t).
+    done before this epoch, ``l2`` scikit-learn's alpha. ``thresholds`` (L - 1,) int64
+    dropout thresholds of the hidden layers, or None for no dropout; key, counter
+    (uint64) the mask stream and its position. Xb, Yb, swb, acts, deltas are scratch
+    (>= batch_size rows); gates (>= batch_size * sum(d_1..d_{L-1}),) too, only read
+    with dropout (may be empty otherwise). Returns (mean batch loss weighted by batch
+    rows, measured on the dropped network; new t; new counter).
     """
     N = idx.size
     L = sizes.size - 1
@@ -118,14 +136,16 @@ def sk_train_epoch(
         gather_rows(Y, idx, start, Yv)
         sw_sum = _gather_weights(sw, idx, start, n, swv)
         # The gradient comes out divided by sum(w): (A^T delta + l2 W) / sum(w).
-        batch_loss = _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
-                                      clip_eps, l2 / sw_sum, 1.0 / sw_sum, acts, deltas, grad) / sw_sum
+        batch_loss, counter = _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
+                                               clip_eps, l2 / sw_sum, 1.0 / sw_sum, thresholds, key, counter,
+                                               acts, deltas, gates, grad)
+        batch_loss /= sw_sum
         if l2 != 0.0:  # the weights before this batch's update, as scikit-learn takes them
             batch_loss += 0.5 * l2 * _weights_sum_squares(theta, sizes) / sw_sum
         total += batch_loss * n
         t += 1
         update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
-    return total / N, t
+    return total / N, t, counter
 
 
 @jit
@@ -151,8 +171,9 @@ def sk_loss_grad(
         gather_X(X, data, indices, indptr, idx, start, Xv)
         gather_rows(Y, idx, start, Yv)
         sw_sum += _gather_weights(sw, idx, start, n, swv)
-        total += _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
-                                  clip_eps, 0.0, 1.0, acts, deltas, gchunk)
+        loss, _ = _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code, clip_eps,
+                                   0.0, 1.0, None, np.uint64(0), np.uint64(0), acts, deltas, deltas[:0], gchunk)
+        total += loss
         for i in range(grad.size):
             grad[i] += gchunk[i]
     # The L2 term once, on the summed gradient: (A^T delta + alpha W) / sum(w).

@@ -21,6 +21,7 @@ from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils import check_random_state
 
 import fastnn
+from fastnn import _dropout
 from fastnn import _sk_engine as engine
 from fastnn.sklearn import MLPClassifier, MLPRegressor
 
@@ -225,7 +226,9 @@ def test_signatures_match_sklearn():
         assert list(p_ours)[: len(p_theirs)] == list(p_theirs)
         for name, p in p_theirs.items():
             assert p_ours[name].default == p.default and p_ours[name].kind == p.kind
-        assert list(p_ours)[len(p_theirs):] == ["dtype"] and p_ours["dtype"].kind == inspect.Parameter.KEYWORD_ONLY
+        assert list(p_ours)[len(p_theirs):] == ["dtype", "dropout"]
+        assert all(p_ours[name].kind == inspect.Parameter.KEYWORD_ONLY for name in ("dtype", "dropout"))
+        assert p_ours["dtype"].default is None and p_ours["dropout"].default == 0.0
     assert list(inspect.signature(MLPRegressor).parameters)[0] == "loss"
     assert fastnn.MLPClassifier is MLPClassifier and fastnn.MLPRegressor is MLPRegressor
 
@@ -318,3 +321,120 @@ def test_dtype_extension_and_feature_names():
         clf.fit(df, Y_BIN)
     np.testing.assert_array_equal(clf.feature_names_in_, df.columns)
     assert clf.n_features_in_ == 10
+
+
+# -- dropout (fastnn extension) ---------------------------------------------------------------
+def _quiet_fit(est, X_, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X_, y)
+
+
+def _assert_same_fit(a, b):
+    np.testing.assert_array_equal(a.loss_curve_, b.loss_curve_)
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("cls, target, params", [
+    (MLPClassifier, "multi", dict(hidden_layer_sizes=(8,))),
+    (MLPRegressor, "reg", dict(hidden_layer_sizes=(8, 6), solver="sgd", early_stopping=True)),
+])
+def test_dropout_zero_is_bitwise_no_dropout(cls, target, params):
+    base = dict(max_iter=15, random_state=0, learning_rate_init=0.01, **params)
+    plain = _quiet_fit(cls(**base), X, TARGETS[target])
+    for rate in (0.0, [0.0] * len(params["hidden_layer_sizes"])):
+        _assert_same_fit(_quiet_fit(cls(**base, dropout=rate), X, TARGETS[target]), plain)
+
+
+def test_dropout_is_reproducible_and_changes_the_trajectory():
+    base = dict(hidden_layer_sizes=(8, 6), max_iter=10, random_state=0, learning_rate_init=0.01)
+    plain = _quiet_fit(MLPClassifier(**base), X, Y_MULTI)
+    a = _quiet_fit(MLPClassifier(**base, dropout=0.2), X, Y_MULTI)
+    _assert_same_fit(_quiet_fit(MLPClassifier(**base, dropout=0.2), X, Y_MULTI), a)
+    _assert_same_fit(_quiet_fit(MLPClassifier(**base, dropout=(0.2, 0.2)), X, Y_MULTI), a)
+    # The same RandomState instance state, twice: the same masks too.
+    b1 = _quiet_fit(MLPClassifier(**{**base, "random_state": np.random.RandomState(3)}, dropout=0.2), X, Y_MULTI)
+    b2 = _quiet_fit(MLPClassifier(**{**base, "random_state": np.random.RandomState(3)}, dropout=0.2), X, Y_MULTI)
+    _assert_same_fit(b1, b2)
+    others = [plain, _quiet_fit(MLPClassifier(**{**base, "random_state": 1}, dropout=0.2), X, Y_MULTI)]
+    others += [_quiet_fit(MLPClassifier(**base, dropout=rates), X, Y_MULTI) for rates in ([0.0, 0.2], [0.2, 0.0])]
+    for other in others:
+        assert other.loss_curve_[0] != a.loss_curve_[0]
+
+
+def test_dropout_predict_is_deterministic_and_never_drops():
+    clf = _quiet_fit(MLPClassifier((8, 6), activation="tanh", max_iter=10, random_state=0, dropout=0.5), X, Y_MULTI)
+    P = clf.predict_proba(X)
+    np.testing.assert_array_equal(clf.predict_proba(X), P)
+    (W0, W1, W2), (b0, b1, b2) = clf.coefs_, clf.intercepts_
+    Z = np.tanh(np.tanh(X @ W0 + b0) @ W1 + b1) @ W2 + b2  # the undropped network
+    expected = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(P, expected / expected.sum(axis=1, keepdims=True), rtol=1e-12)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[P.argmax(axis=1)])
+
+
+def test_dropout_errors():
+    with pytest.raises(ValueError, match="dropout needs a stochastic solver .*L-BFGS needs a deterministic objective"):
+        MLPClassifier(solver="lbfgs", dropout=0.3).fit(X, Y_BIN)
+    with pytest.raises(ValueError, match="dropout needs a stochastic solver"):
+        MLPRegressor(solver="lbfgs", hidden_layer_sizes=(4, 4), dropout=[0.0, 0.1]).fit(X, Y_REG)
+    _quiet_fit(MLPClassifier((4,), solver="lbfgs", max_iter=5, dropout=0.0), X, Y_BIN)  # rate 0 is no dropout
+    with pytest.raises(ValueError, match=r"The 'dropout' parameter of MLPClassifier must be a float in the range "
+                                         r"\[0.0, 1.0\) or an array-like. Got 1.0 instead."):
+        MLPClassifier(dropout=1.0).fit(X, Y_BIN)
+    with pytest.raises(ValueError, match=r"one rate per hidden layer \(2\); got 1"):
+        MLPClassifier((4, 4), dropout=[0.1]).fit(X, Y_BIN)
+    with pytest.raises(ValueError, match=r"dropout\[1\] must be a finite number in \[0.0, 1.0\)"):
+        MLPClassifier((4, 4), dropout=[0.1, 1.5]).fit(X, Y_BIN)
+
+
+def test_dropout_passes_clone_and_get_params():
+    est = MLPRegressor(hidden_layer_sizes=(5, 5), dropout=(0.1, 0.25), max_iter=3, random_state=0)
+    assert est.get_params()["dropout"] == (0.1, 0.25)
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and twin.dropout == (0.1, 0.25)
+    est.set_params(dropout=0.3)
+    assert clone(est).dropout == 0.3
+    _assert_same_fit(_quiet_fit(clone(est), X, Y_REG), _quiet_fit(est, X, Y_REG))
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+
+
+def test_dropout_sgd_step_by_hand():
+    # One full-batch SGD step (momentum 0, alpha 0, no shuffle) with rate p after the tanh
+    # layer: theta_1 = theta_0 - lr * grad of the dropped network's loss, with the masks
+    # of the documented stream (key from SeedSequence([random_state, 0x64726F70]), counter 0).
+    p, lr, h = 0.4, 0.1, 8
+    clf = MLPClassifier((h,), activation="tanh", solver="sgd", momentum=0.0, learning_rate_init=lr, alpha=0.0,
+                        batch_size=200, shuffle=False, max_iter=1, random_state=0, dropout=p)
+    _quiet_fit(clf, X, Y_BIN)
+    rs = np.random.RandomState(0)  # scikit-learn's initialisation: weights then biases, per layer
+    params = []
+    for fan_in, fan_out in ((10, h), (h, 1)):
+        bound = np.sqrt(6.0 / (fan_in + fan_out))
+        params += [rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)]
+    W0, b0, W1, b1 = params
+    key = int(np.random.SeedSequence([0, 0x64726F70]).generate_state(1, np.uint64)[0])
+    thr = int(_dropout.thresholds([p])[0])
+    M = _dropout.keep_mask(key, 0, thr, (200, h)) * (2.0**32 / (2.0**32 - thr))  # inverted: kept units x 1/(1-p)
+    T = np.tanh(X @ W0 + b0)
+    H = M * T
+    out = 1.0 / (1.0 + np.exp(-(H @ W1 + b1)))
+    y = Y_BIN[:, None]
+    loss = -np.mean(y * np.log(out) + (1 - y) * np.log(1 - out))
+    D1 = (out - y) / 200  # logistic output + binary log loss: delta = out - y
+    D0 = (D1 @ W1.T) * M * (1 - T**2)  # through the mask and tanh' = 1 - tanh^2
+    expected = [W0 - lr * X.T @ D0, b0 - lr * D0.sum(0), W1 - lr * H.T @ D1, b1 - lr * D1.sum(0)]
+    np.testing.assert_allclose(clf.loss_curve_[0], loss, rtol=1e-12)
+    for got, want in zip([clf.coefs_[0], clf.intercepts_[0], clf.coefs_[1], clf.intercepts_[1]], expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    assert 0.3 < 1 - M.astype(bool).mean() < 0.5  # about p of the units dropped
+
+
+def test_dropout_costs_training_loss_but_learns_an_easy_problem():
+    base = dict(hidden_layer_sizes=(32,), max_iter=150, learning_rate_init=0.01, random_state=0)
+    plain = _quiet_fit(MLPClassifier(**base), X, Y_BIN)
+    drop = _quiet_fit(MLPClassifier(**base, dropout=0.5), X, Y_BIN)
+    assert drop.loss_curve_[-1] > plain.loss_curve_[-1]  # the dropped network fits the training set worse
+    assert drop.score(X, Y_BIN) > 0.95 and plain.score(X, Y_BIN) > 0.95
