@@ -20,7 +20,6 @@ def _hidden_sizes(hidden_size):
         sizes = tuple(hidden_size)
     else:
         raise TypeError(f"hidden_size must be an int or a sequence of ints; got {hidden_size!r}.")
-
     return tuple(check_int("hidden_size" if len(sizes) == 1 else f"hidden_size[{i}]", h) for i, h in enumerate(sizes))
 
 

@@ -91,6 +91,25 @@ def bias_activation(Z, b, code, alpha):
 
 
 @jit
+def derivative_from_output(a, code, alpha, one, zero):
+    """f'(Z) of one unit from its output a = f(Z), for the hidden activations; ``one``,
+    ``zero`` and ``alpha`` in the dtype of the caller's arrays. For element-wise use
+    where the code varies per call (dropout's gates); ``multiply_derivative`` below
+    keeps one loop nest per activation so that its loops vectorise."""
+    if code == SIGMOID:
+        return a * (one - a)
+    if code == TANH:
+        return one - a * a
+    if code == RELU:
+        return one if a > 0 else zero
+    if code == LEAKY_RELU:
+        return one if a > 0 else alpha
+    if code == ELU:
+        return one if a > 0 else a + alpha
+    return one
+
+
+@jit
 def multiply_derivative(D, A, code, alpha):
     """D <- D * f'(Z) in place, with f' computed from the output A = f(Z).
 

@@ -13,7 +13,8 @@ its rate is 0 or not, so one layer's rate does not shift another layer's masks.
 import numpy as np
 
 from ._jit import cast_like, jit
-from .codes import ELU, IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .activations import derivative_from_output
+from .codes import IDENTITY
 from .dense import dense_backward, dense_forward
 from .losses import loss_sum, output_delta
 from .network import activation_offset, forward_layers, layer_params, loss_and_gradient, sum_squares_weights, view2d
@@ -75,22 +76,6 @@ def dropout_keep(key, counter, threshold, out):
 
 
 @jit
-def _derivative(a, code, alpha, one, zero):
-    """f'(Z) from the output a = f(Z), for the hidden activations (as in activations.py)."""
-    if code == SIGMOID:
-        return a * (one - a)
-    if code == TANH:
-        return one - a * a
-    if code == RELU:
-        return one if a > 0 else zero
-    if code == LEAKY_RELU:
-        return one if a > 0 else alpha
-    if code == ELU:
-        return one if a > 0 else a + alpha
-    return one
-
-
-@jit
 def dropout_forward(A, G, code, alpha, threshold, key, counter):
     """Inverted dropout of a hidden layer's output, in place.
 
@@ -106,7 +91,7 @@ def dropout_forward(A, G, code, alpha, threshold, key, counter):
     Af, Gf = A.ravel(), G.ravel()
     for i in range(n * d):
         m = scale if (random_bits(key, counter + np.uint64(i)) >> _S32) >= thr else zero
-        Gf[i] = m * _derivative(Af[i], code, alpha, one, zero)
+        Gf[i] = m * derivative_from_output(Af[i], code, alpha, one, zero)
         Af[i] = m * Af[i]
 
 

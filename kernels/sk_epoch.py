@@ -26,7 +26,7 @@ import numpy as np
 from ._jit import cast_like, jit
 from .epoch import backward_dropout, forward_dropout, gather_rows
 from .losses import sk_loss_sum, sk_output_delta
-from .network import activation_offset, backward_layers, forward_layers, layer_params, view2d
+from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights, view2d
 from .optimizers import update
 
 
@@ -55,6 +55,18 @@ def _gather_weights(sw, idx, start, n, swb):
         swb[r] = sw[idx[start + r]]
         s += swb[r]
     return s
+
+
+@jit(inline="always")
+def _gather_batch(X, data, indices, indptr, Y, sw, idx, start, n, d0, Xb, Yb, swb):
+    """Rows idx[start:start + n] of X (dense or CSR), Y and the sample weights, gathered
+    into views of the scratch buffers. Returns (Xv, Yv, swv, the weights' sum)."""
+    Xv = view2d(Xb, 0, n, d0)
+    Yv = view2d(Yb, 0, n, Y.shape[1])
+    swv = swb[:n] if sw.size > 0 else swb[:0]
+    gather_X(X, data, indices, indptr, idx, start, Xv)
+    gather_rows(Y, idx, start, Yv)
+    return Xv, Yv, swv, _gather_weights(sw, idx, start, n, swv)
 
 
 @jit
@@ -90,20 +102,6 @@ def _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
 
 
 @jit
-def _weights_sum_squares(theta, sizes):
-    """sum over layers of W . W (biases excluded), by BLAS dot products as scikit-learn
-    takes it: vectorised, where a strict left-to-right float sum is not."""
-    total = 0.0
-    off = 0
-    for layer in range(sizes.size - 1):
-        nw = sizes[layer] * sizes[layer + 1]
-        w = theta[off : off + nw]
-        total += np.dot(w, w)
-        off += nw + sizes[layer + 1]
-    return total
-
-
-@jit
 def sk_train_epoch(
     X, data, indices, indptr, Y, sw, idx, batch_size,
     sizes, act_codes, act_alpha, loss_code, clip_eps,
@@ -124,24 +122,18 @@ def sk_train_epoch(
     rows, measured on the dropped network; new t; new counter).
     """
     N = idx.size
-    L = sizes.size - 1
-    d0, k = sizes[0], sizes[L]
+    d0 = sizes[0]
     total = 0.0
     for start in range(0, N, batch_size):
         n = min(batch_size, N - start)
-        Xv = view2d(Xb, 0, n, d0)
-        Yv = view2d(Yb, 0, n, k)
-        swv = swb[:n] if sw.size > 0 else swb[:0]
-        gather_X(X, data, indices, indptr, idx, start, Xv)
-        gather_rows(Y, idx, start, Yv)
-        sw_sum = _gather_weights(sw, idx, start, n, swv)
+        Xv, Yv, swv, sw_sum = _gather_batch(X, data, indices, indptr, Y, sw, idx, start, n, d0, Xb, Yb, swb)
         # The gradient comes out divided by sum(w): (A^T delta + l2 W) / sum(w).
         batch_loss, counter = _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code,
                                                clip_eps, l2 / sw_sum, 1.0 / sw_sum, thresholds, key, counter,
                                                acts, deltas, gates, grad)
         batch_loss /= sw_sum
         if l2 != 0.0:  # the weights before this batch's update, as scikit-learn takes them
-            batch_loss += 0.5 * l2 * _weights_sum_squares(theta, sizes) / sw_sum
+            batch_loss += 0.5 * l2 * sum_squares_weights(theta, sizes) / sw_sum
         total += batch_loss * n
         t += 1
         update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
@@ -158,19 +150,15 @@ def sk_loss_grad(
     time (scratch sized for ``chunk``). grad (p,) written; gchunk (p,) scratch. Returns the loss."""
     N = idx.size
     L = sizes.size - 1
-    d0, k = sizes[0], sizes[L]
+    d0 = sizes[0]
     for i in range(grad.size):
         grad[i] = 0.0
     total = 0.0
     sw_sum = 0.0
     for start in range(0, N, chunk):
         n = min(chunk, N - start)
-        Xv = view2d(Xb, 0, n, d0)
-        Yv = view2d(Yb, 0, n, k)
-        swv = swb[:n] if sw.size > 0 else swb[:0]
-        gather_X(X, data, indices, indptr, idx, start, Xv)
-        gather_rows(Y, idx, start, Yv)
-        sw_sum += _gather_weights(sw, idx, start, n, swv)
+        Xv, Yv, swv, w_sum = _gather_batch(X, data, indices, indptr, Y, sw, idx, start, n, d0, Xb, Yb, swb)
+        sw_sum += w_sum
         loss, _ = _batch_loss_grad(Xv, Yv, swv, theta, sizes, act_codes, act_alpha, loss_code, clip_eps,
                                    0.0, 1.0, None, np.uint64(0), np.uint64(0), acts, deltas, deltas[:0], gchunk)
         total += loss
@@ -189,5 +177,5 @@ def sk_loss_grad(
         grad[i] = grad[i] / sw_sum
     loss = total / sw_sum
     if l2 != 0.0:
-        loss += 0.5 * l2 * _weights_sum_squares(theta, sizes) / sw_sum
+        loss += 0.5 * l2 * sum_squares_weights(theta, sizes) / sw_sum
     return loss
