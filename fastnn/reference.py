@@ -10,6 +10,8 @@ Conventions, for a batch of n samples and k outputs:
     log_loss                  L = -1/(n k) sum Y log A + (1 - Y) log(1 - A)
     categorical_crossentropy  L = -1/n sum Y log A
 """
+import contextlib
+
 import numpy as np
 
 from . import _dropout
@@ -175,8 +177,12 @@ class NumpyEngine:
     name = "reference"
 
     @staticmethod
-    def workspace(net, batch_size, dropout=False):
+    def workspace(net, batch_size, dropout=False, epoch_rows=None):
         return None
+
+    @staticmethod
+    def training(work):
+        return contextlib.nullcontext()
 
     @staticmethod
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):

@@ -1,19 +1,36 @@
 """How many threads fastnn uses: ``fastnn.set_num_threads``.
 
-fastnn's only threads are BLAS's (the GEMMs). Element-wise work stays on the calling
-thread: measured here, Numba's parallel pool and OpenBLAS's pool spin against each
-other on 2 cores (one workload got 4x slower), and the element-wise passes are a few
-percent of an epoch. By default BLAS keeps its own setting (all cores, or
-``OPENBLAS_NUM_THREADS``). The BLAS thread count is per process, so this setting is
-too: it also applies to NumPy's and SciPy's own matrix products.
+fastnn's threads do two kinds of work, chosen by problem size:
+- BLAS's threads split each GEMM (minibatches, and wide layers): element-wise work
+  stays on the calling thread. Measured here, Numba's parallel pool and OpenBLAS's
+  pool spin against each other on 2 cores (one workload got 4x slower), so the two
+  are never busy at once.
+- For a full-batch epoch (one step per epoch, as in the tutorial), fastnn splits the
+  batch's rows between 2 cores instead (``fastnn.kernels.split``) with BLAS held to
+  one thread for the whole training call (``serial_blas``): small GEMMs gain little
+  from BLAS threads, and the element-wise passes get both cores too.
+By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``). The
+BLAS thread count is per process, so this setting is too: it also applies to
+NumPy's and SciPy's own matrix products, which also run single-threaded while a
+full-batch model trains.
 """
+import contextlib
 import os
 import threading
+
+from numba.np.ufunc import parallel as _numba_parallel
 
 from ._validation import check_int
 
 _lock = threading.Lock()
 _controller = None
+_budget = None  # threads fastnn may use: set_num_threads, else BLAS's count when first asked
+_serial_lock = threading.Lock()
+_serial_users = 0
+_serial_limiter = None
+# Numba's workqueue threading layer aborts the process when two threads open parallel
+# regions at once; fastnn's regions take turns (the other layers would not need it).
+region_lock = threading.Lock()
 
 
 def _blas():
@@ -29,6 +46,19 @@ def _blas():
         return _controller
 
 
+def _take_blas_control():
+    """Let this thread change OpenBLAS's thread count. threadpoolctl (3.6+) lets only
+    the first thread that set OpenBLAS's process-wide count change it, and silently
+    ignores the others: a model trained from a worker thread ran its split batches
+    on a two-thread BLAS (slower, and other bits). fastnn's own callers coordinate
+    (``serial_blas`` counts its users), so they take control first."""
+    import threadpoolctl
+
+    clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+
+
 def set_num_threads(n: int) -> None:
     """Use ``n`` BLAS threads in this process (fastnn's GEMMs, and NumPy's and SciPy's).
 
@@ -37,13 +67,69 @@ def set_num_threads(n: int) -> None:
     wait for a descheduled sibling spin: a loaded machine ran 20x slower.
     The environment variable ``FASTNN_NUM_THREADS`` sets it at import.
     """
-    _blas().limit(limits=check_int("n", n))
+    global _budget
+    n = check_int("n", n)
+    controller = _blas()
+    _take_blas_control()
+    controller.limit(limits=n)
+    _budget = n
 
 
 def get_num_threads() -> int:
     """The largest thread count among the process's BLAS libraries."""
     return max(lib["num_threads"] for lib in _blas().info())
 
+
+def budget() -> int:
+    """The number of cores fastnn may use: ``set_num_threads``'s value, else BLAS's
+    thread count when first asked (read once: within ``serial_blas`` it reads 1)."""
+    global _budget
+    if _budget is None:
+        _budget = get_num_threads()
+    return _budget
+
+
+def can_split() -> bool:
+    """Whether a full-batch epoch may run on 2 cores (``fastnn.kernels.split``)."""
+    return budget() >= 2 and not _parallel_unsafe_after_fork
+
+
+@contextlib.contextmanager
+def serial_blas():
+    """One BLAS thread inside the block, for every thread of the process; the setting
+    before the first of any overlapping blocks comes back after the last one."""
+    global _serial_users, _serial_limiter
+    budget()  # read the thread count before it is limited
+    with _serial_lock:
+        if _serial_users == 0:
+            controller = _blas()
+            _take_blas_control()
+            _serial_limiter = controller.limit(limits=1)
+        _serial_users += 1
+    try:
+        yield
+    finally:
+        with _serial_lock:
+            _serial_users -= 1
+            if _serial_users == 0:
+                _take_blas_control()
+                _serial_limiter.restore_original_limits()
+                _serial_limiter = None
+
+
+# A child forked from a process whose Numba pool runs on GNU OpenMP aborts when it
+# opens a parallel region ("fork() called from a process already using GNU OpenMP").
+# So children forked after the parent started any Numba pool keep to one core.
+_parallel_unsafe_after_fork = False
+
+
+def _after_fork_in_child():
+    global _parallel_unsafe_after_fork
+    if _numba_parallel._is_initialized:
+        _parallel_unsafe_after_fork = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 if os.environ.get("FASTNN_NUM_THREADS"):
     set_num_threads(int(os.environ["FASTNN_NUM_THREADS"]))

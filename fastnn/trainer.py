@@ -224,7 +224,7 @@ class Trainer:
         if state is None or not state.matches(optimizer, model.params.size, model.dtype):
             state = self.optimizer_state = OptimizerState(optimizer, model.params.size, model.dtype)
         engine = model._engine
-        work = engine.workspace(model, batch, use_dropout)
+        work = engine.workspace(model, batch, use_dropout, epoch_rows=n)
         metric = _tables.LOSSES[self.loss_func]
         stream = getattr(model, "_dropout_stream", None)
         if use_dropout and stream is None:
@@ -238,70 +238,73 @@ class Trainer:
         m_good, v_good = np.empty_like(state.m), np.empty_like(state.v)
         progress = _Progress(verbose, epochs)
         committed, stopper, epoch = True, None, 0
-        try:
-            for epoch in range(1, epochs + 1):
-                marks = (len(self.train_loss), len(self.test_loss), len(history), state.t,
-                         model._rng.get_state(), stream[1] if stream else 0)
-                last_good[...] = model.params
-                m_good[...], v_good[...] = state.m, state.v
-                committed = False
-                rate = float(schedule.rate(len(history), lr, history))
-                start = time.perf_counter()
-                # Full batch: the order only changes summation rounding, so keep the
-                # tutorial's (and do not consume random numbers).
-                idx = rows[model._rng.permutation(n)] if shuffle and batch < n else rows
-                loss, correct, counter = engine.fit_epoch(
-                    model, X, Y, idx, batch, optimizer, state, rate, metric, work, l2=l2,
-                    weight_decay=weight_decay, acc_kind=acc_kind, thresholds=thresholds,
-                    stream=(stream[0], stream[1]) if use_dropout else (0, 0),
-                )
-                if not (np.isfinite(loss) and engine.all_finite(model.params)):
-                    self._restore(marks, last_good, m_good, v_good)
-                    raise DivergenceError(
-                        f"training diverged at epoch {epoch}: the loss became {loss} (non-finite loss or weights). "
-                        f"The model keeps the weights from the end of epoch {epoch - 1}; "
-                        f"try a smaller learning_rate (got {rate}).",
-                        epoch,
+        reshuffle = shuffle and batch < n
+        with engine.training(work):  # e.g. BLAS on one thread while batches are split between cores
+            try:
+                for epoch in range(1, epochs + 1):
+                    # The RNG state only when this epoch draws from it (get_state: 40 us).
+                    marks = (len(self.train_loss), len(self.test_loss), len(history), state.t,
+                             model._rng.get_state() if reshuffle else None, stream[1] if stream else 0)
+                    last_good[...] = model.params
+                    m_good[...], v_good[...] = state.m, state.v
+                    committed = False
+                    rate = float(schedule.rate(len(history), lr, history))
+                    start = time.perf_counter()
+                    # Full batch: the order only changes summation rounding, so keep the
+                    # tutorial's (and do not consume random numbers).
+                    idx = rows[model._rng.permutation(n)] if reshuffle else rows
+                    loss, correct, counter = engine.fit_epoch(
+                        model, X, Y, idx, batch, optimizer, state, rate, metric, work, l2=l2,
+                        weight_decay=weight_decay, acc_kind=acc_kind, thresholds=thresholds,
+                        stream=(stream[0], stream[1]) if use_dropout else (0, 0),
                     )
-                logs = {"loss": float(loss)}
-                if acc_kind:
-                    logs["accuracy"] = correct / (n * acc_div)
-                if X_val is not None:
-                    val_loss, val_correct = engine.evaluate(model, X_val, Y_val, val_rows, metric, acc_kind, work)
-                    logs["val_loss"] = float(val_loss)
+                    if not (np.isfinite(loss) and engine.all_finite(model.params)):
+                        self._restore(marks, last_good, m_good, v_good)
+                        raise DivergenceError(
+                            f"training diverged at epoch {epoch}: the loss became {loss} (non-finite loss or weights). "
+                            f"The model keeps the weights from the end of epoch {epoch - 1}; "
+                            f"try a smaller learning_rate (got {rate}).",
+                            epoch,
+                        )
+                    logs = {"loss": float(loss)}
                     if acc_kind:
-                        logs["val_accuracy"] = val_correct / (val_rows.size * acc_div)
-                if X_test is not None:
-                    A_te = engine.predict(model, X_te)
-                    logs["test_loss"] = float(engine.mean_loss(A_te, Y_te, metric, model.clip_eps))
-                logs["lr"] = rate
-                logs["time"] = time.perf_counter() - start
-                # Commit the epoch: from here on it is complete.
-                if use_dropout:
-                    stream[1] = counter
-                if X_test is not None:
-                    model.a2 = A_te
-                self.train_loss.append(logs["loss"])
-                if X_test is not None:
-                    self.test_loss.append(logs["test_loss"])
-                history.append(logs)
-                committed = True
-                progress.update(epoch, logs)
-                for cb in callbacks:
-                    if cb.on_epoch_end(len(history), dict(logs)) and stopper is None:
-                        stopper = cb
-                if stopper is not None:
-                    history.stopped_epoch = len(history)
-                    break
-        except KeyboardInterrupt:
-            if not committed:
-                self._restore(marks, last_good, m_good, v_good)
-            history.interrupted = True
-            progress.close(f"interrupted: kept the {len(history)} completed epochs")
-            raise
-        except BaseException:
-            progress.close()
-            raise
+                        logs["accuracy"] = correct / (n * acc_div)
+                    if X_val is not None:
+                        val_loss, val_correct = engine.evaluate(model, X_val, Y_val, val_rows, metric, acc_kind, work)
+                        logs["val_loss"] = float(val_loss)
+                        if acc_kind:
+                            logs["val_accuracy"] = val_correct / (val_rows.size * acc_div)
+                    if X_test is not None:
+                        A_te = engine.predict(model, X_te)
+                        logs["test_loss"] = float(engine.mean_loss(A_te, Y_te, metric, model.clip_eps))
+                    logs["lr"] = rate
+                    logs["time"] = time.perf_counter() - start
+                    # Commit the epoch: from here on it is complete.
+                    if use_dropout:
+                        stream[1] = counter
+                    if X_test is not None:
+                        model.a2 = A_te
+                    self.train_loss.append(logs["loss"])
+                    if X_test is not None:
+                        self.test_loss.append(logs["test_loss"])
+                    history.append(logs)
+                    committed = True
+                    progress.update(epoch, logs)
+                    for cb in callbacks:
+                        if cb.on_epoch_end(len(history), dict(logs)) and stopper is None:
+                            stopper = cb
+                    if stopper is not None:
+                        history.stopped_epoch = len(history)
+                        break
+            except KeyboardInterrupt:
+                if not committed:
+                    self._restore(marks, last_good, m_good, v_good)
+                history.interrupted = True
+                progress.close(f"interrupted: kept the {len(history)} completed epochs")
+                raise
+            except BaseException:
+                progress.close()
+                raise
         for cb in callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(self)
@@ -318,7 +321,8 @@ class Trainer:
         model, state = self.model, self.optimizer_state
         model.params[...] = params
         state.m[...], state.v[...], state.t = m, v, t
-        model._rng.set_state(rng_state)
+        if rng_state is not None:
+            model._rng.set_state(rng_state)
         if getattr(model, "_dropout_stream", None) is not None:
             model._dropout_stream[1] = counter
         del self.train_loss[n_train:], self.test_loss[n_test:]

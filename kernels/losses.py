@@ -74,6 +74,36 @@ def output_delta(A, Y, loss_code, out_code, scale, D):
                 D[i, j] = A[i, j] * (D[i, j] - s)
 
 
+# What ``count_correct`` counts (accuracy = count / rows, or / (rows * outputs) for THRESHOLD).
+NO_ACCURACY = 0
+ARGMAX_ACCURACY = 1  # rows whose largest output is the largest target (one-hot classes)
+THRESHOLD_ACCURACY = 2  # outputs on the same side of 0.5 as their target (binary / multi-label)
+
+
+# -- accuracy --------------------------------------------------------------------------------
+@jit
+def count_correct(A, Y, kind):
+    """Correct predictions in a batch, A, Y (n, k): see NO/ARGMAX/THRESHOLD_ACCURACY."""
+    n, k = A.shape
+    correct = 0.0
+    if kind == ARGMAX_ACCURACY:
+        for i in range(n):
+            ja, jy = 0, 0  # first maximum, as np.argmax
+            for j in range(1, k):
+                if A[i, j] > A[i, ja]:
+                    ja = j
+                if Y[i, j] > Y[i, jy]:
+                    jy = j
+            if ja == jy:
+                correct += 1.0
+    elif kind == THRESHOLD_ACCURACY:
+        for i in range(n):
+            for j in range(k):
+                if (A[i, j] > 0.5) == (Y[i, j] > 0.5):
+                    correct += 1.0
+    return correct
+
+
 # -- scikit-learn's conventions (fastnn.sklearn) -------------------------------------------
 @jit
 def sk_loss_sum(A, Y, sw, code, eps):
