@@ -7,14 +7,14 @@ import contextlib
 
 import numpy as np
 
-from . import threads
+from . import _split, threads
 from .kernels import epoch, losses, network, split
 
 # Rows per forward chunk in predict: keeps the scratch for wide layers bounded.
 PREDICT_CHUNK = 4096
-# Below this many multiply-adds per epoch (rows x weights), opening a parallel region
-# costs more than splitting the batch gains. (Measured: see should_split.)
-SPLIT_MIN_MACS = 200_000
+# Below this many multiply-adds per epoch (rows x weights), handing a block to the
+# helper thread (~40 us) costs more than splitting the batch gains.
+SPLIT_MIN_MACS = 1_000_000
 
 
 def hyperparameters(optimizer):
@@ -29,23 +29,15 @@ def hyperparameters(optimizer):
 
 def should_split(sizes, batch_size, epoch_rows, dropout):
     """Whether to train on 2 cores by splitting each batch's rows (``kernels.split``)
-    rather than with BLAS's threads: for full-batch epochs (one parallel region per
-    epoch) without dropout, big enough to pay for the region, when fastnn may use 2
-    cores. The tutorial's 1437-row 64-64-10 epoch: 1140 -> 620 us."""
+    rather than with BLAS's threads: for full-batch epochs (one hand-off per epoch)
+    without dropout, big enough to pay for the hand-off, when fastnn may use 2 cores.
+    The tutorial's 1437-row 64-64-10 epoch: 1140 -> 720 us."""
     d = sizes.tolist()  # Python ints: predict asks on every call
     weights = sum(a * b for a, b in zip(d[:-1], d[1:]))
     return (
         epoch_rows is not None and batch_size >= epoch_rows and not dropout
         and batch_size >= split.PARTS and batch_size * weights >= SPLIT_MIN_MACS and threads.can_split()
     )
-
-
-@contextlib.contextmanager
-def _two_cores():
-    """Around a kernel that opens a parallel region: BLAS on one thread (already so
-    inside ``KernelEngine.training``), and one region at a time in the process."""
-    with threads.serial_blas(), threads.region_lock:
-        yield
 
 
 class Workspace:
@@ -66,6 +58,15 @@ class Workspace:
         self.gates = np.empty(batch_size * int(np.sum(sizes[1:-1])) if dropout else 0, dtype=dtype)
         # Each block's gradient, before they are added (None: no split).
         self.split_grads = np.empty((split.PARTS, n_params), dtype=dtype) if split_batch else None
+        self.identity_rows = None  # an idx array known to be every row in order
+        self.helper = None  # the split's helper thread (fastnn._split)
+        self.gathered = None  # (X, Y) views of Xb, Yb that split epochs gather rows into
+        self.training = False  # inside KernelEngine.training: the helper may outlive an epoch
+
+    def stop_helper(self):
+        if self.helper is not None:
+            self.helper.stop()
+            self.helper = None
 
 
 class KernelEngine:
@@ -79,11 +80,22 @@ class KernelEngine:
         return Workspace(sizes, batch_size, net.dtype, dropout, should_split(sizes, batch_size, epoch_rows, dropout))
 
     @staticmethod
+    @contextlib.contextmanager
     def training(work):
-        """Context for a training loop using ``work``: one BLAS thread throughout when
-        its batches are split between cores (BLAS threads spinning after a GEMM would
-        take the second core from the split for ~0.1 s)."""
-        return threads.serial_blas() if work.split_grads is not None else contextlib.nullcontext()
+        """Context for a training loop using ``work``. When its batches are split
+        between cores: one BLAS thread throughout (OpenBLAS threads spin for a while
+        after a GEMM, taking the second core from the split), and the split's helper
+        thread lives until the end of the block."""
+        if work.split_grads is None:
+            yield
+            return
+        with threads.serial_blas():
+            work.training = True
+            try:
+                yield
+            finally:
+                work.training = False
+                work.stop_helper()
 
     @staticmethod
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
@@ -108,16 +120,18 @@ class KernelEngine:
         # None (not zeros) when unused: the kernel then compiles without that code.
         if thresholds is not None and not np.any(thresholds):
             thresholds = None
-        split_grads = work.split_grads if thresholds is None else None
-        with _two_cores() if split_grads is not None else contextlib.nullcontext():
-            loss, correct, state.t, counter = epoch.fit_epoch(
-                X, Y, idx, batch_size,
-                net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, int(acc_kind),
-                net.clip_eps, net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps,
-                state.t, float(l2), 0.0, float(weight_decay) if weight_decay else None, thresholds,
-                np.uint64(stream[0]), np.uint64(stream[1]),
-                work.Xb, work.Yb, work.acts, work.deltas, work.gates, split_grads,
-            )
+        weight_decay = float(weight_decay) if weight_decay else None
+        if work.split_grads is not None and thresholds is None:
+            loss, correct = _split_epoch(net, X, Y, idx, optimizer.code, state, lr, mu, beta1, beta2, eps,
+                                         metric_code, work, float(l2), weight_decay, int(acc_kind))
+            return loss, correct, int(stream[1])
+        loss, correct, state.t, counter = epoch.fit_epoch(
+            X, Y, idx, batch_size,
+            net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, int(acc_kind),
+            net.clip_eps, net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps,
+            state.t, float(l2), 0.0, weight_decay, thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
+            work.Xb, work.Yb, work.acts, work.deltas, work.gates,
+        )
         return loss, correct, int(counter)
 
     @staticmethod
@@ -132,17 +146,10 @@ class KernelEngine:
     def predict(net, X):
         """Network output (n, output_size) for a validated X."""
         sizes = net.layer_sizes_array
-        n = X.shape[0]
-        chunk = min(n, PREDICT_CHUNK)
-        out = np.empty((n, sizes[-1]), dtype=net.dtype)
-        if should_split(sizes, n, n, False):  # small enough that two blocks beat BLAS threads
-            chunk = min(-(-n // split.PARTS), PREDICT_CHUNK)
-            acts = np.empty(split.PARTS * chunk * int(np.sum(sizes[1:])), dtype=net.dtype)
-            with _two_cores():
-                split.split_predict(X, net.params, sizes, net.activation_codes, net.alpha, chunk, acts, out)
-        else:
-            acts = np.empty(chunk * int(np.sum(sizes[1:])), dtype=net.dtype)
-            network.predict(X, net.params, sizes, net.activation_codes, net.alpha, chunk, acts, out)
+        chunk = min(X.shape[0], PREDICT_CHUNK)
+        out = np.empty((X.shape[0], sizes[-1]), dtype=net.dtype)
+        acts = np.empty(chunk * int(np.sum(sizes[1:])), dtype=net.dtype)
+        network.predict(X, net.params, sizes, net.activation_codes, net.alpha, chunk, acts, out)
         return out
 
     @staticmethod
@@ -152,3 +159,42 @@ class KernelEngine:
     @staticmethod
     def all_finite(a):
         return network.all_finite(a)
+
+
+def _split_epoch(net, X, Y, idx, opt_code, state, lr, mu, beta1, beta2, eps, metric_code, work, l2, weight_decay,
+                 acc_kind):
+    """``fit_epoch`` for one full batch whose two blocks of rows run on two cores.
+    Returns (mean loss, correct count)."""
+    n = idx.size
+    if work.identity_rows is idx or _is_identity(idx, X):
+        work.identity_rows = idx  # the tutorial's rows, the same array every epoch: checked once
+        Xv, Yv = X, Y  # every row in order: no gather
+    else:
+        if work.gathered is None or work.gathered[0].shape[0] != n:  # the same views every epoch (see BlockHelper)
+            work.gathered = (work.Xb[: n * X.shape[1]].reshape(n, X.shape[1]),
+                             work.Yb[: n * Y.shape[1]].reshape(n, Y.shape[1]))
+        Xv, Yv = work.gathered
+        epoch.gather_rows(X, idx, 0, Xv)
+        epoch.gather_rows(Y, idx, 0, Yv)
+    sizes = net.layer_sizes_array
+    args = (Xv, Yv, net.params, sizes, net.activation_codes, net.alpha, net.loss_code, metric_code, acc_kind,
+            net.clip_eps, l2, work.acts, work.deltas, work.split_grads)
+    state.t += 1
+    rest = (work.grad, opt_code, state.m, state.v, lr, mu, beta1, beta2, eps, state.t, weight_decay)
+    if work.helper is None or not work.helper.serves(args):
+        work.stop_helper()
+        work.helper = _split.BlockHelper(args, rest)
+    try:
+        with threads.serial_blas():  # already so inside KernelEngine.training
+            loss_sum, correct, penalty = split.split_run(split.CALLER, work.helper.ctrl, work.helper.results, *args,
+                                                         *rest)
+    finally:
+        if not work.training:  # a lone epoch: do not leave the helper spinning
+            work.stop_helper()
+    return loss_sum / n + penalty, correct
+
+
+def _is_identity(idx, X):
+    """Whether rows ``idx`` of X are all of X, in order, and X can be used as it is
+    (writable: a read-only array would compile the block kernel a second time)."""
+    return idx.size == X.shape[0] and X.flags.writeable and bool(np.all(idx == np.arange(idx.size)))

@@ -6,9 +6,10 @@ fastnn's threads do two kinds of work, chosen by problem size:
   pool spin against each other on 2 cores (one workload got 4x slower), so the two
   are never busy at once.
 - For a full-batch epoch (one step per epoch, as in the tutorial), fastnn splits the
-  batch's rows between 2 cores instead (``fastnn.kernels.split``) with BLAS held to
-  one thread for the whole training call (``serial_blas``): small GEMMs gain little
-  from BLAS threads, and the element-wise passes get both cores too.
+  batch's rows between the calling thread and a helper thread instead
+  (``fastnn.kernels.split``, ``fastnn._split``), with BLAS held to one thread for
+  the whole training call (``serial_blas``): small GEMMs gain little from BLAS
+  threads, and the element-wise passes get both cores too.
 By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``). The
 BLAS thread count is per process, so this setting is too: it also applies to
 NumPy's and SciPy's own matrix products, which also run single-threaded while a
@@ -18,8 +19,6 @@ import contextlib
 import os
 import threading
 
-from numba.np.ufunc import parallel as _numba_parallel
-
 from ._validation import check_int
 
 _lock = threading.Lock()
@@ -28,9 +27,6 @@ _budget = None  # threads fastnn may use: set_num_threads, else BLAS's count whe
 _serial_lock = threading.Lock()
 _serial_users = 0
 _serial_limiter = None
-# Numba's workqueue threading layer aborts the process when two threads open parallel
-# regions at once; fastnn's regions take turns (the other layers would not need it).
-region_lock = threading.Lock()
 
 
 def _blas():
@@ -91,7 +87,7 @@ def budget() -> int:
 
 def can_split() -> bool:
     """Whether a full-batch epoch may run on 2 cores (``fastnn.kernels.split``)."""
-    return budget() >= 2 and not _parallel_unsafe_after_fork
+    return budget() >= 2
 
 
 @contextlib.contextmanager
@@ -116,20 +112,6 @@ def serial_blas():
                 _serial_limiter.restore_original_limits()
                 _serial_limiter = None
 
-
-# A child forked from a process whose Numba pool runs on GNU OpenMP aborts when it
-# opens a parallel region ("fork() called from a process already using GNU OpenMP").
-# So children forked after the parent started any Numba pool keep to one core.
-_parallel_unsafe_after_fork = False
-
-
-def _after_fork_in_child():
-    global _parallel_unsafe_after_fork
-    if _numba_parallel._is_initialized:
-        _parallel_unsafe_after_fork = True
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 if os.environ.get("FASTNN_NUM_THREADS"):
     set_num_threads(int(os.environ["FASTNN_NUM_THREADS"]))

@@ -18,8 +18,7 @@ from .codes import IDENTITY
 from .dense import dense_backward, dense_forward
 from .losses import NO_ACCURACY, count_correct, loss_sum, output_delta
 from .network import activation_offset, forward_layers, layer_params, loss_and_gradient, sum_squares_weights, view2d
-from .optimizers import update, update_decoupled
-from .split import split_loss_and_gradient
+from .optimizers import step
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -147,7 +146,7 @@ def fit_epoch(
     sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps,
     theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch, weight_decay,
     thresholds, key, counter,
-    Xb, Yb, acts, deltas, gates, split_grads,
+    Xb, Yb, acts, deltas, gates,
 ):
     """One epoch of minibatch training over the rows ``idx`` of (X, Y), in that order.
 
@@ -166,10 +165,6 @@ def fit_epoch(
     Xb (>= batch_size * d_0,), Yb (>= batch_size * d_L,), acts and deltas
     (>= batch_size * sum(d_1..d_L),) are scratch; gates (>= batch_size *
     sum(d_1..d_{L-1}),) too, only read with dropout (may be empty otherwise).
-    split_grads (split.PARTS, p), or None: compute each batch's gradient on
-    split.PARTS cores (``split.split_loss_and_gradient``; acts and deltas then need
-    split.PARTS * split.block_scratch(batch_size, sizes) elements). One parallel
-    region per batch: meant for full-batch epochs. Not used with dropout.
 
     Returns (mean loss over the epoch's samples, as measured by ``metric_code``
     before each batch's update; the number of correct predictions of ``acc_kind``,
@@ -183,35 +178,25 @@ def fit_epoch(
     for start in range(0, N, batch_size):
         n = min(batch_size, N - start)
         Xv, Yv = gather_batch(X, Y, idx, start, n, Xb, Yb)
-        c = l2 + l2_batch / n
-        if split_grads is not None and thresholds is None:
-            batch_sum, batch_correct = split_loss_and_gradient(
-                Xv, Yv, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, c, acts, deltas,
-                split_grads, grad,
-            )
+        if thresholds is not None:
+            A_out, counter = forward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, key, counter, acts, gates)
         else:
-            if thresholds is not None:
-                A_out, counter = forward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, key, counter, acts, gates)
-            else:
-                A_out = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
-            batch_sum = loss_sum(A_out, Yv, metric_code, clip_eps)
-            batch_correct = count_correct(A_out, Yv, acc_kind) if acc_kind != NO_ACCURACY else 0.0
-            if thresholds is not None:
-                D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, k)
-                output_delta(A_out, Yv, loss_code, act_codes[L - 1], 1.0 / n, D_out)
-                backward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, acts, deltas, gates, c, grad)
-            else:
-                loss_and_gradient(Xv, Yv, theta, sizes, act_codes, alpha, loss_code, c, acts, deltas, grad)
-        batch_loss = batch_sum / n
+            A_out = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
+        c = l2 + l2_batch / n
+        batch_loss = loss_sum(A_out, Yv, metric_code, clip_eps) / n
         if c != 0.0:
             batch_loss += 0.5 * c * sum_squares_weights(theta, sizes)
         total += batch_loss * n
-        correct += batch_correct
-        t += 1
-        if weight_decay is not None:
-            update_decoupled(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay, sizes)
+        if acc_kind != NO_ACCURACY:
+            correct += count_correct(A_out, Yv, acc_kind)
+        if thresholds is not None:
+            D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, k)
+            output_delta(A_out, Yv, loss_code, act_codes[L - 1], 1.0 / n, D_out)
+            backward_dropout(Xv, theta, sizes, act_codes, alpha, thresholds, acts, deltas, gates, c, grad)
         else:
-            update(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t)
+            loss_and_gradient(Xv, Yv, theta, sizes, act_codes, alpha, loss_code, c, acts, deltas, grad)
+        t += 1
+        step(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay, sizes)
     return total / N, correct, t, counter
 
 
@@ -230,7 +215,7 @@ def train_epoch(
     loss, _, t, _ = fit_epoch(
         X, Y, idx, batch_size, sizes, act_codes, alpha, loss_code, metric_code, NO_ACCURACY, clip_eps,
         theta, grad, m, v, opt_code, lr, mu, beta1, beta2, adam_eps, t, l2, l2_batch, None,
-        None, np.uint64(0), np.uint64(0), Xb, Yb, acts, deltas, deltas[:0], None,
+        None, np.uint64(0), np.uint64(0), Xb, Yb, acts, deltas, deltas[:0],
     )
     return loss, t
 

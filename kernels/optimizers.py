@@ -138,3 +138,13 @@ def update_decoupled(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t, weight_
         _decayed_step(code, theta[off:w], g[off:w], mw, vw, lr, mu, beta1, beta2, eps, t, lrwd)
         update(code, theta[w:b], g[w:b], mb, vb, lr, mu, beta1, beta2, eps, t)
         off = b
+
+
+@jit
+def step(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t, weight_decay, sizes):
+    """``update``, or ``update_decoupled`` when ``weight_decay`` is not None (None
+    prunes the decayed rules from the caller's compilation)."""
+    if weight_decay is not None:
+        update_decoupled(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t, weight_decay, sizes)
+    else:
+        update(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t)

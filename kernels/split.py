@@ -1,27 +1,21 @@
-"""A full batch's gradient on two cores at once: each core takes half of the rows.
+"""A full batch's gradient in two blocks of rows, one per core.
 
 For small layers OpenBLAS's own threads barely help (the tutorial's 1437 x 64 x 64
 GEMMs: 650 us of an epoch's GEMMs on one thread, 480 on two) and every element-wise
 pass stays on one core. Splitting the batch instead gives each core whole GEMMs of
 half the rows, on a single-threaded BLAS, and half of the element-wise work; the
-two partial gradients are then added. Measured on the tutorial's epoch: 1140 -> 620 us.
+block gradients are then added. Block 1 runs on a helper thread that waits in
+``split_run`` for the whole training call, block 0 on the caller (``split_run``
+again); they meet through flags in shared memory (kernels/sync.py), not Python.
 
-The caller makes BLAS single-threaded meanwhile (``fastnn.threads.serial_blas``):
-two cores each calling a two-thread OpenBLAS made that epoch 18 ms.
-Each call opens one parallel region, for which Numba allocates a few small blocks,
-so the engine uses this for full-batch epochs only (one region per epoch), never
-per minibatch.
-
-Results do not depend on timing or on the number of threads: the blocks are fixed
-(``PARTS`` of them, the first ones one row longer) and their sums are added in
-block order (with two blocks, a + b is exact to commute anyway).
+Results do not depend on timing or threads: the blocks are fixed (``PARTS`` of
+them, the first ones a row longer) and their gradients are added in block order.
 """
-import numba
-import numpy as np
-
 from ._jit import jit
 from .losses import NO_ACCURACY, count_correct, loss_sum
-from .network import forward_layers, predict, scaled_gradient
+from .network import forward_layers, scaled_gradient, sum_squares_weights
+from .optimizers import step
+from .sync import store_release, wait_for
 
 PARTS = 2
 
@@ -34,19 +28,23 @@ def block(n, q):
     return lo, min(n, lo + h)
 
 
-@jit
 def block_scratch(n, sizes):
     """Elements of ``acts`` (or ``deltas``) one block needs; PARTS times this is the total."""
-    return (n + PARTS - 1) // PARTS * (sizes[1:].sum())
+    return (n + PARTS - 1) // PARTS * int(sizes[1:].sum())
 
 
 @jit
 def block_loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps,
                             l2, q, acts, deltas, grads):
-    """Block q's share of ``split_loss_and_gradient``: grads[q] and its (loss, correct).
+    """Block q of the batch (X, Y), (n, d_0) and (n, d_L): forward pass, loss, accuracy,
+    and its share of the gradient of the batch's mean loss (1/n of its rows' sum, and
+    the ``l2`` W term in block 0 only) into grads[q].
 
-    A function of its own, not inlined: Numba's parallel array analysis, run over
-    inlined code, asserted shapes that hold only for some batch sizes."""
+    acts, deltas (>= PARTS * block_scratch(n, sizes),) scratch, a 1/PARTS share per
+    block; grads (PARTS, p).
+    Returns (sum of the block's per-sample ``metric_code`` losses, its ``acc_kind``
+    correct count).
+    """
     n = X.shape[0]
     lo, hi = block(n, q)
     g = grads[q]
@@ -54,57 +52,69 @@ def block_loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, met
         for i in range(g.size):
             g[i] = 0.0
         return 0.0, 0.0
-    stride = block_scratch(n, sizes)
-    Xq, Yq = X[lo:hi], Y[lo:hi]
+    stride = acts.size // PARTS
     a, d = acts[q * stride : (q + 1) * stride], deltas[q * stride : (q + 1) * stride]
+    Xq, Yq = X[lo:hi], Y[lo:hi]
     A = forward_layers(Xq, theta, sizes, act_codes, alpha, a)
     total = loss_sum(A, Yq, metric_code, clip_eps)
     correct = count_correct(A, Yq, acc_kind) if acc_kind != NO_ACCURACY else 0.0
-    # 1/n of the whole batch; the L2 term once (in block 0).
     scaled_gradient(Xq, Yq, theta, sizes, act_codes, alpha, loss_code, 1.0 / n, l2 if q == 0 else 0.0, a, d, g)
     return total, correct
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def split_loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps,
-                            l2, acts, deltas, grads, grad):
-    """Forward pass, loss, accuracy and gradient of the mean loss of the batch (X, Y),
-    (n, d_0) and (n, d_L), as ``network.forward_layers`` + ``loss_and_gradient``.
-
-    acts, deltas (>= PARTS * block_scratch(n, sizes),) scratch; grads (PARTS, p)
-    scratch; grad (p,) written with the gradient (``l2`` W added to the weights').
-    Returns (sum of the per-sample ``metric_code`` losses, ``acc_kind`` correct count).
-    """
-    total = 0.0
-    correct = 0.0
-    for q in numba.prange(PARTS):
-        loss_q, correct_q = block_loss_and_gradient(
-            X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, q, acts, deltas,
-            grads,
-        )
-        total += loss_q
-        correct += correct_q
-    # Explicit loops: an array expression here would be one more parallel region.
+@jit
+def add_blocks_and_step(grads, grad, theta, sizes, l2, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
+                        weight_decay):
+    """After ``block_loss_and_gradient`` for every block: grad <- the sum of grads (in
+    block order), then update t (counted from 1; see ``optimizers.step``).
+    Returns the loss's L2 term 0.5 l2 sum(W^2), taken before the update."""
+    penalty = 0.5 * l2 * sum_squares_weights(theta, sizes) if l2 != 0.0 else 0.0
     for i in range(grad.size):
         grad[i] = grads[0, i]
     for q in range(1, PARTS):
         for i in range(grad.size):
             grad[i] += grads[q, i]
-    return total, correct
+    step(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay, sizes)
+    return penalty
+
+
+# -- the hand-off (see kernels/sync.py) -------------------------------------------------------
+# ctrl[0] holds the state; the caller writes WORK and STOP, the helper writes READY and DONE.
+READY, WORK, DONE, STOP = 1, 2, 3, 4
+CALLER, HELPER = 0, 1  # the two roles of split_run, and the block each computes
 
 
 @jit
-def block_predict(X, theta, sizes, act_codes, alpha, chunk, q, acts, out):
-    """Block q's rows of ``split_predict`` (not inlined, as above)."""
-    lo, hi = block(X.shape[0], q)
-    stride = acts.size // PARTS
-    if hi > lo:
-        predict(X[lo:hi], theta, sizes, act_codes, alpha, chunk, acts[q * stride : (q + 1) * stride], out[lo:hi])
+def split_run(role, ctrl, results, X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind,
+              clip_eps, l2, acts, deltas, grads, grad, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
+              weight_decay):
+    """Both threads of a split full-batch step, by ``role`` (one function, so that the
+    kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
+    HELPER: the helper thread's loop for a whole training call: block 1 of (X, Y) each
+    time ctrl[0] says WORK (its (loss, correct) into results[0:2], then DONE), until
+    STOP. It reads only the arguments up to ``grads``, which must be the caller's own
+    arrays; the caller changes their contents (theta, a gathered X) only between DONE
+    and the next WORK. Returns zeros.
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def split_predict(X, theta, sizes, act_codes, alpha, chunk, acts, out):
-    """``network.predict`` with the rows of X split into PARTS blocks, one per core.
-    acts (>= PARTS * chunk * sum(d_1..d_L),) scratch; out (N, d_L) written."""
-    for q in numba.prange(PARTS):
-        block_predict(X, theta, sizes, act_codes, alpha, chunk, q, acts, out)
+    CALLER: one step: block 1 to the helper (waiting in READY or DONE), block 0 here,
+    then ``add_blocks_and_step`` (update t, counted from 1). Returns (the batch's
+    summed per-sample losses, correct count, the L2 term of the loss).
+    """
+    if role == HELPER:
+        store_release(ctrl, 0, READY)
+        while wait_for(ctrl, 0, WORK, STOP) == WORK:
+            results[0], results[1] = block_loss_and_gradient(
+                X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, role, acts,
+                deltas, grads,
+            )
+            store_release(ctrl, 0, DONE)
+        return 0.0, 0.0, 0.0
+    store_release(ctrl, 0, WORK)
+    loss0, correct0 = block_loss_and_gradient(
+        X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, role, acts, deltas, grads,
+    )
+    wait_for(ctrl, 0, DONE, DONE)
+    penalty = add_blocks_and_step(grads, grad, theta, sizes, l2, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
+                                  weight_decay)
+    return loss0 + results[0], correct0 + results[1], penalty

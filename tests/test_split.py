@@ -1,5 +1,6 @@
-"""Full-batch epochs split between two cores (fastnn.kernels.split): same answers as the
-reference and as one core, independent of the thread count, safe with threads and fork."""
+"""Full-batch epochs split between two cores (fastnn.kernels.split, fastnn._split): same
+answers as the reference and as one core, the same bits from any thread, safe with
+threads and fork."""
 import multiprocessing
 import threading
 
@@ -7,9 +8,10 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import reference, threads
+from fastnn import reference
+from fastnn.optimizers import SGD, OptimizerState
 from fastnn._engine import KernelEngine, should_split
-from fastnn.kernels import losses, network, split
+from fastnn.kernels import codes, losses, split
 from test_kernels import NETS, TOL, as_float64, check, data_for, make_net
 
 F64 = np.float64
@@ -40,29 +42,33 @@ def test_split_gradient_equals_the_reference(spec, n, dtype, rng):
     scratch = split.PARTS * split.block_scratch(n, sizes)
     acts, deltas = np.empty(scratch, dtype=dtype), np.empty(scratch, dtype=dtype)
     grads = np.full((split.PARTS, net.params.size), np.nan, dtype=dtype)
+    total, correct = 0.0, 0.0
+    for q in range(split.PARTS):
+        block_sum, block_correct = split.block_loss_and_gradient(
+            X, Y, net.params, sizes, net.activation_codes, net.alpha, net.loss_code, net.loss_code,
+            losses.ARGMAX_ACCURACY, net.clip_eps, l2, q, acts, deltas, grads,
+        )
+        total, correct = total + block_sum, correct + block_correct
     grad = np.full(net.params.size, np.nan, dtype=dtype)
-    total, correct = split.split_loss_and_gradient(
-        X, Y, net.params, sizes, net.activation_codes, net.alpha, net.loss_code, net.loss_code,
-        losses.ARGMAX_ACCURACY, net.clip_eps, l2, acts, deltas, grads, grad,
-    )
+    theta = net.params.copy()
+    no_state = net.params[:0]  # plain SGD keeps none
+    penalty = split.add_blocks_and_step(grads, grad, net.params, sizes, l2, codes.SGD, no_state, no_state,
+                                        0.5, 0.0, 0.9, 0.999, 1e-8, 1, None)
     check(grad, want, dtype, "network")
+    np.testing.assert_allclose(net.params, theta - dtype(0.5) * grad, rtol=1e-6 if dtype == np.float32 else 1e-15)
     want_loss = reference.mean_loss(As[-1], Y.astype(F64), net.loss_code, net.clip_eps) * n
     np.testing.assert_allclose(total, want_loss, **TOL[dtype]["network"])
+    # The L2 term of the loss, from the weights before the step.
+    np.testing.assert_allclose(penalty, 0.5 * l2 * sum(np.sum(w.astype(F64) ** 2) for w in _weights(theta, sizes)),
+                               **TOL[dtype]["network"])
     assert correct == reference.count_correct(As[-1], Y, losses.ARGMAX_ACCURACY)
 
 
-@pytest.mark.parametrize("n", [1, 2, 5])
-def test_split_predict_equals_the_serial_predict(n, rng):
-    net = make_net(NETS[2], np.float64)
-    X, _ = data_for(NETS[2], n, np.float64, rng)
-    sizes = net.layer_sizes_array
-    chunk = 2  # blocks of 3 rows go through in chunks of 2 and 1
-    want = np.empty((n, sizes[-1]))
-    network.predict(X, net.params, sizes, net.activation_codes, net.alpha, n, np.empty(n * int(sizes[1:].sum())), want)
-    out = np.full((n, sizes[-1]), np.nan)
-    acts = np.empty(split.PARTS * chunk * int(sizes[1:].sum()))
-    split.split_predict(X, net.params, sizes, net.activation_codes, net.alpha, chunk, acts, out)
-    np.testing.assert_allclose(out, want, rtol=1e-14, atol=1e-15)
+def _weights(theta, sizes):
+    off = 0
+    for d_in, d_out in zip(sizes[:-1], sizes[1:]):
+        yield theta[off : off + d_in * d_out]
+        off += d_in * d_out + d_out
 
 
 # -- when fastnn splits ----------------------------------------------------------------------
@@ -103,16 +109,34 @@ def test_split_training_restores_the_blas_thread_count(digits, two_cores):
     assert fastnn.get_num_threads() == 2
 
 
-def test_split_results_do_not_depend_on_the_number_of_numba_threads(digits, two_cores):
-    import numba
+def test_split_and_one_core_agree_to_rounding(digits, two_cores):
+    split_params = _tutorial_run(digits)[0].params
+    fastnn.set_num_threads(1)  # no split: the whole batch in one pass
+    one_core = _tutorial_run(digits)[0].params
+    np.testing.assert_allclose(split_params, one_core, rtol=1e-12, atol=1e-14)
 
-    a = _tutorial_run(digits)[0].params
-    numba.set_num_threads(1)  # both blocks on the calling thread, one after the other
-    try:
-        b = _tutorial_run(digits)[0].params
-    finally:
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    assert a.tobytes() == b.tobytes()
+
+def test_the_helper_thread_lives_only_as_long_as_the_training_call(digits, two_cores):
+    before = {t.name for t in threading.enumerate()}
+    _tutorial_run(digits, epochs=2)
+    assert not any(t.name == "fastnn-split" for t in threading.enumerate())
+    # A lone epoch outside Trainer.train (the engine called directly) stops it too.
+    nn = fastnn.NeuralNetwork(64, 64, 10, "categorical_crossentropy", seed=0)
+    X, Y = np.ascontiguousarray(digits[0]), np.ascontiguousarray(digits[2])
+    work = KernelEngine.workspace(nn, X.shape[0], epoch_rows=X.shape[0])
+    state = OptimizerState(SGD(), nn.params.size, nn.dtype)
+    KernelEngine.fit_epoch(nn, X, Y, np.arange(X.shape[0]), X.shape[0], SGD(), state, 0.1, nn.loss_code, work)
+    assert {t.name for t in threading.enumerate()} == before
+
+
+def test_a_split_epoch_on_gathered_rows_matches_the_reference(digits, two_cores):
+    # validation_split keeps the first rows of each class for training: not every row
+    # in order, so the split epoch gathers them (into the same views every epoch).
+    kw = dict(validation_split=0.1)
+    nn, trainer = _tutorial_run(digits, **kw)
+    ref, ref_trainer = _tutorial_run(digits, reference, **kw)
+    np.testing.assert_allclose(nn.params, ref.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(trainer.history["val_loss"], ref_trainer.history["val_loss"], rtol=1e-10)
 
 
 def test_two_threads_training_split_models_at_once(digits, two_cores):
@@ -137,19 +161,18 @@ def test_two_threads_training_split_models_at_once(digits, two_cores):
 
 def _train_in_child(digits, queue):
     nn, _ = _tutorial_run(digits, epochs=3)
-    queue.put((threads.can_split(), nn.params))
+    queue.put(nn.params)
 
 
-def test_a_forked_child_trains_on_one_core(digits, two_cores):
-    # GNU OpenMP aborts a forked child that opens a parallel region once its parent has:
-    # the child must fall back to the serial path (and get the same answer to rounding).
+def test_a_forked_child_trains_split_with_its_own_helper(digits, two_cores):
+    # A fork copies only the forking thread: the child must start its own helper
+    # (waiting for the parent's would hang).
     parent = _tutorial_run(digits, epochs=3)[0].params
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     child = ctx.Process(target=_train_in_child, args=(digits, queue))
     child.start()
-    could_split, params = queue.get(timeout=120)
+    params = queue.get(timeout=120)
     child.join(timeout=60)
     assert child.exitcode == 0
-    assert not could_split
-    np.testing.assert_allclose(params, parent, rtol=1e-12, atol=1e-14)
+    assert params.tobytes() == parent.tobytes()

@@ -1,0 +1,84 @@
+"""Two threads meeting in compiled code: atomic flags and a spin wait.
+
+``fastnn.kernels.split`` hands a block of rows to a helper thread once per epoch.
+Through Python (semaphores and the GIL) a hand-off took ~100 us, a sixth of the
+tutorial's epoch; through a flag in shared memory it takes well under 1 us. A flag
+is one int64 of an array, read with acquire and written with release ordering, so
+everything a thread wrote before raising a flag is visible to the thread that sees it.
+"""
+import platform
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._jit import jit
+
+# After this many polls a waiter yields its core at each further poll (a machine with
+# more runnable threads than cores would otherwise spin while the other thread waits).
+SPINS_BEFORE_YIELD = 20000
+
+_sched_yield = types.ExternalFunction("sched_yield", types.int32())
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
+
+
+def _flag_pointer(context, builder, array_type, array, index):
+    ary = context.make_array(array_type)(context, builder, array)
+    return cgutils.get_item_pointer(context, builder, array_type, ary, [index])
+
+
+@intrinsic
+def load_acquire(typingctx, flags, i):
+    """flags[i] (int64 array), read atomically with acquire ordering."""
+    sig = types.int64(flags, i)
+
+    def codegen(context, builder, signature, args):
+        ptr = _flag_pointer(context, builder, signature.args[0], args[0], args[1])
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def store_release(typingctx, flags, i, value):
+    """flags[i] <- value (int64), written atomically with release ordering."""
+    sig = types.void(flags, i, value)
+
+    def codegen(context, builder, signature, args):
+        ptr = _flag_pointer(context, builder, signature.args[0], args[0], args[1])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        builder.store_atomic(val, ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def cpu_relax(typingctx):
+    """The x86 ``pause`` hint inside a spin loop (nothing elsewhere)."""
+    sig = types.void()
+
+    def codegen(context, builder, signature, args):
+        if _X86:
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                "llvm.x86.sse2.pause")
+            builder.call(fn, [])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@jit
+def wait_for(flags, i, a, b):
+    """Spin until flags[i] is a or b; return which value it holds."""
+    spins = 0
+    while True:
+        s = load_acquire(flags, i)
+        if s == a or s == b:
+            return s
+        spins += 1
+        if spins > SPINS_BEFORE_YIELD:
+            _sched_yield()
+        else:
+            cpu_relax()
