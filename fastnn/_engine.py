@@ -62,6 +62,18 @@ class Workspace:
         self.helper = None  # the split's helper thread (fastnn._split)
         self.gathered = None  # (X, Y) views of Xb, Yb that split epochs gather rows into
         self.training = False  # inside KernelEngine.training: the helper may outlive an epoch
+        self.test_X = self.test_out = self.test_acts = None
+        self.test_chunk = 1
+
+    def set_test(self, net, X):
+        """Buffers for predicting X (None: no test set) in two blocks (``split_run``)."""
+        sizes = net.layer_sizes_array
+        X = np.empty((0, sizes[0]), dtype=net.dtype) if X is None else X
+        self.test_chunk = max(1, min(-(-X.shape[0] // split.PARTS), PREDICT_CHUNK))
+        self.test_X = X
+        self.test_acts = np.empty(split.PARTS * self.test_chunk * int(np.sum(sizes[1:])) if X.shape[0] else 0,
+                                  dtype=net.dtype)
+        self.test_out = np.empty((X.shape[0], sizes[-1]), dtype=net.dtype)
 
     def stop_helper(self):
         if self.helper is not None:
@@ -81,14 +93,16 @@ class KernelEngine:
 
     @staticmethod
     @contextlib.contextmanager
-    def training(work):
-        """Context for a training loop using ``work``. When its batches are split
+    def training(work, net, X_test=None):
+        """Context for a training loop of ``net`` using ``work`` (and predicting the
+        validated ``X_test`` after each epoch, when given). When its batches are split
         between cores: one BLAS thread throughout (OpenBLAS threads spin for a while
-        after a GEMM, taking the second core from the split), and the split's helper
-        thread lives until the end of the block."""
+        after a GEMM, taking the second core from the split), the split's helper
+        thread lives until the end of the block, and it predicts X_test too."""
         if work.split_grads is None:
             yield
             return
+        work.set_test(net, X_test)
         with threads.serial_blas():
             work.training = True
             try:
@@ -143,8 +157,14 @@ class KernelEngine:
         )
 
     @staticmethod
-    def predict(net, X):
-        """Network output (n, output_size) for a validated X."""
+    def predict(net, X, work=None):
+        """Network output (n, output_size) for a validated X; split between cores when X
+        is the test set of ``work``'s split training call."""
+        if work is not None and work.helper is not None and X is work.test_X:
+            h = work.helper
+            with threads.serial_blas():
+                split.split_run(split.PREDICT, h.ctrl, h.results, *h.args, *h.rest)
+            return work.test_out.copy()
         sizes = net.layer_sizes_array
         chunk = min(X.shape[0], PREDICT_CHUNK)
         out = np.empty((X.shape[0], sizes[-1]), dtype=net.dtype)
@@ -177,8 +197,11 @@ def _split_epoch(net, X, Y, idx, opt_code, state, lr, mu, beta1, beta2, eps, met
         epoch.gather_rows(X, idx, 0, Xv)
         epoch.gather_rows(Y, idx, 0, Yv)
     sizes = net.layer_sizes_array
+    if work.test_X is None:
+        work.set_test(net, None)
     args = (Xv, Yv, net.params, sizes, net.activation_codes, net.alpha, net.loss_code, metric_code, acc_kind,
-            net.clip_eps, l2, work.acts, work.deltas, work.split_grads)
+            net.clip_eps, l2, work.acts, work.deltas, work.split_grads, work.test_X, work.test_chunk, work.test_acts,
+            work.test_out)
     state.t += 1
     rest = (work.grad, opt_code, state.m, state.v, lr, mu, beta1, beta2, eps, state.t, weight_decay)
     if work.helper is None or not work.helper.serves(args):
@@ -186,7 +209,7 @@ def _split_epoch(net, X, Y, idx, opt_code, state, lr, mu, beta1, beta2, eps, met
         work.helper = _split.BlockHelper(args, rest)
     try:
         with threads.serial_blas():  # already so inside KernelEngine.training
-            loss_sum, correct, penalty = split.split_run(split.CALLER, work.helper.ctrl, work.helper.results, *args,
+            loss_sum, correct, penalty = split.split_run(split.STEP, work.helper.ctrl, work.helper.results, *args,
                                                          *rest)
     finally:
         if not work.training:  # a lone epoch: do not leave the helper spinning

@@ -181,7 +181,7 @@ class NumpyEngine:
         return None
 
     @staticmethod
-    def training(work):
+    def training(work, net, X_test=None):
         return contextlib.nullcontext()
 
     @staticmethod
@@ -234,7 +234,7 @@ class NumpyEngine:
         return mean_loss(A, Y[idx], metric_code, net.clip_eps), count_correct(A, Y[idx], acc_kind)
 
     @staticmethod
-    def predict(net, X):
+    def predict(net, X, work=None):
         return forward(net, X)[-1]
 
     @staticmethod

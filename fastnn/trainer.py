@@ -239,7 +239,8 @@ class Trainer:
         progress = _Progress(verbose, epochs)
         committed, stopper, epoch = True, None, 0
         reshuffle = shuffle and batch < n
-        with engine.training(work):  # e.g. BLAS on one thread while batches are split between cores
+        # e.g. BLAS on one thread while batches are split between cores:
+        with engine.training(work, model, X_te if X_test is not None else None):
             try:
                 for epoch in range(1, epochs + 1):
                     # The RNG state only when this epoch draws from it (get_state: 40 us).
@@ -275,7 +276,7 @@ class Trainer:
                         if acc_kind:
                             logs["val_accuracy"] = val_correct / (val_rows.size * acc_div)
                     if X_test is not None:
-                        A_te = engine.predict(model, X_te)
+                        A_te = engine.predict(model, X_te, work)
                         logs["test_loss"] = float(engine.mean_loss(A_te, Y_te, metric, model.clip_eps))
                     logs["lr"] = rate
                     logs["time"] = time.perf_counter() - start

@@ -7,13 +7,14 @@ half the rows, on a single-threaded BLAS, and half of the element-wise work; the
 block gradients are then added. Block 1 runs on a helper thread that waits in
 ``split_run`` for the whole training call, block 0 on the caller (``split_run``
 again); they meet through flags in shared memory (kernels/sync.py), not Python.
+The test set's predictions after each epoch are split the same way.
 
 Results do not depend on timing or threads: the blocks are fixed (``PARTS`` of
 them, the first ones a row longer) and their gradients are added in block order.
 """
 from ._jit import jit
 from .losses import NO_ACCURACY, count_correct, loss_sum
-from .network import forward_layers, scaled_gradient, sum_squares_weights
+from .network import forward_layers, predict, scaled_gradient, sum_squares_weights
 from .optimizers import step
 from .sync import store_release, wait_for
 
@@ -78,41 +79,71 @@ def add_blocks_and_step(grads, grad, theta, sizes, l2, opt_code, m, v, lr, mu, b
     return penalty
 
 
+@jit
+def block_predict(X, theta, sizes, act_codes, alpha, chunk, q, acts, out):
+    """Block q of ``network.predict`` over the rows of X: out[lo:hi] written, ``chunk``
+    rows at a time; acts (>= PARTS * chunk * sum(d_1..d_L),), a 1/PARTS share per block."""
+    lo, hi = block(X.shape[0], q)
+    stride = acts.size // PARTS
+    if hi > lo:
+        predict(X[lo:hi], theta, sizes, act_codes, alpha, chunk, acts[q * stride : (q + 1) * stride], out[lo:hi])
+
+
 # -- the hand-off (see kernels/sync.py) -------------------------------------------------------
-# ctrl[0] holds the state; the caller writes WORK and STOP, the helper writes READY and DONE.
+# ctrl[0] holds the state: the caller writes WORK and STOP, the helper READY and DONE;
+# ctrl[1] the job the caller asks for with WORK.
 READY, WORK, DONE, STOP = 1, 2, 3, 4
-CALLER, HELPER = 0, 1  # the two roles of split_run, and the block each computes
+GRADIENT, FORWARD = 0, 1
+# The roles of split_run. The helper computes block 1 of either job, the caller block 0.
+STEP, HELPER, PREDICT = 0, 1, 2
 
 
 @jit
 def split_run(role, ctrl, results, X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind,
-              clip_eps, l2, acts, deltas, grads, grad, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
-              weight_decay):
-    """Both threads of a split full-batch step, by ``role`` (one function, so that the
+              clip_eps, l2, acts, deltas, grads, X_out, chunk, acts_out, out,
+              grad, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay):
+    """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
-    HELPER: the helper thread's loop for a whole training call: block 1 of (X, Y) each
-    time ctrl[0] says WORK (its (loss, correct) into results[0:2], then DONE), until
-    STOP. It reads only the arguments up to ``grads``, which must be the caller's own
-    arrays; the caller changes their contents (theta, a gathered X) only between DONE
-    and the next WORK. Returns zeros.
+    HELPER: the helper thread's loop for a whole training call, until ctrl[0] says STOP:
+    at each WORK, block 1 of the job in ctrl[1] (GRADIENT: of (X, Y), its (loss,
+    correct) into results[0:2]; FORWARD: ``block_predict`` of X_out into out), then
+    DONE. It reads only the arguments up to ``out``, which are the training call's own
+    arrays (X_out, out may have 0 rows); the caller changes their contents (theta, a
+    gathered X) only between DONE and the next WORK. Returns zeros.
 
-    CALLER: one step: block 1 to the helper (waiting in READY or DONE), block 0 here,
-    then ``add_blocks_and_step`` (update t, counted from 1). Returns (the batch's
+    STEP: one training step: block 1 to the helper (waiting in READY or DONE), block 0
+    here, then ``add_blocks_and_step`` (update t, counted from 1). Returns (the batch's
     summed per-sample losses, correct count, the L2 term of the loss).
+
+    PREDICT: out <- the network's output for X_out, in two blocks the same way.
     """
+    # Block numbers as variables: a literal 0 or 1 here compiled the block kernels
+    # again for the literal's type.
+    first, second = role - role, role - role + 1
     if role == HELPER:
         store_release(ctrl, 0, READY)
         while wait_for(ctrl, 0, WORK, STOP) == WORK:
-            results[0], results[1] = block_loss_and_gradient(
-                X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, role, acts,
-                deltas, grads,
-            )
+            if ctrl[1] == FORWARD:  # ordered by the acquire load of WORK
+                block_predict(X_out, theta, sizes, act_codes, alpha, chunk, second, acts_out, out)
+            else:
+                results[0], results[1] = block_loss_and_gradient(
+                    X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, second, acts,
+                    deltas, grads,
+                )
             store_release(ctrl, 0, DONE)
         return 0.0, 0.0, 0.0
+    if role == PREDICT:
+        ctrl[1] = FORWARD  # published by the release store of WORK
+        store_release(ctrl, 0, WORK)
+        block_predict(X_out, theta, sizes, act_codes, alpha, chunk, first, acts_out, out)
+        wait_for(ctrl, 0, DONE, DONE)
+        return 0.0, 0.0, 0.0
+    ctrl[1] = GRADIENT
     store_release(ctrl, 0, WORK)
     loss0, correct0 = block_loss_and_gradient(
-        X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, role, acts, deltas, grads,
+        X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, first, acts, deltas,
+        grads,
     )
     wait_for(ctrl, 0, DONE, DONE)
     penalty = add_blocks_and_step(grads, grad, theta, sizes, l2, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,

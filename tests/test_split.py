@@ -101,6 +101,8 @@ def test_split_training_follows_the_reference(digits, two_cores, optimizer):
     np.testing.assert_allclose(trainer.train_loss, ref_trainer.train_loss, rtol=1e-10)
     np.testing.assert_allclose(trainer.test_loss, ref_trainer.test_loss, rtol=1e-10)
     assert trainer.history["accuracy"] == ref_trainer.history["accuracy"]
+    # The test set's predictions, split between the threads too, are the network's output.
+    np.testing.assert_allclose(nn.a2, nn.forward(digits[1]), rtol=1e-14, atol=1e-15)
 
 
 def test_split_training_restores_the_blas_thread_count(digits, two_cores):

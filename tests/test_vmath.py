@@ -1,0 +1,48 @@
+"""The vectorisable exp and expm1 of kernels/vmath.py against libm (NumPy)."""
+import numpy as np
+import pytest
+from numba import njit
+
+from fastnn.kernels import vmath
+
+
+@njit
+def _apply_exp(x, out):
+    for i in range(x.size):
+        out[i] = vmath.vexp(x[i])
+
+
+@njit
+def _apply_expm1(x, out):
+    for i in range(x.size):
+        out[i] = vmath.vexpm1(x[i])
+
+
+def _ulps(got, want):
+    finite = np.isfinite(want) & (want != 0)
+    return np.abs(got[finite] - want[finite]) / np.spacing(np.abs(want[finite]))
+
+
+@pytest.mark.parametrize("fn, ref, max_ulp", [(_apply_exp, np.exp, 1.0), (_apply_expm1, np.expm1, 4.0)],
+                         ids=["exp", "expm1"])
+def test_within_a_few_ulps_of_libm_over_the_whole_range(fn, ref, max_ulp):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        rng.uniform(-745, 709.7, 200_000),  # everything that is neither 0 nor inf
+        rng.uniform(-1, 1, 50_000),  # around 0, where expm1 must not cancel
+        rng.uniform(-1e-8, 1e-8, 1000),
+        rng.uniform(-745.1, -708, 10_000),  # subnormal results
+        np.arange(-30, 31) * np.log(2),  # reduction boundaries
+    ])
+    out = np.empty_like(x)
+    fn(x, out)
+    assert _ulps(out, ref(x)).max() <= max_ulp
+
+
+@pytest.mark.parametrize("fn, ref", [(_apply_exp, np.exp), (_apply_expm1, np.expm1)], ids=["exp", "expm1"])
+def test_special_values(fn, ref):
+    x = np.array([0.0, -0.0, 710.0, 1e300, np.inf, -746.0, -1e300, -np.inf, np.nan])
+    out = np.empty_like(x)
+    fn(x, out)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, ref(x))
