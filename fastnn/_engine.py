@@ -58,9 +58,9 @@ class Workspace:
         self.gates = np.empty(batch_size * int(np.sum(sizes[1:-1])) if dropout else 0, dtype=dtype)
         # Each block's gradient, before they are added (None: no split).
         self.split_grads = np.empty((split.PARTS, n_params), dtype=dtype) if split_batch else None
-        self.identity_rows = None  # an idx array known to be every row in order
+        self.checked_rows, self.rows_in_order = None, False  # the last idx checked, and whether it is every row in order
+        self.batch_views = None  # (batch_size, d) views of Xb, Yb that split epochs gather batches into
         self.helper = None  # the split's helper thread (fastnn._split)
-        self.gathered = None  # (X, Y) views of Xb, Yb that split epochs gather rows into
         self.training = False  # inside KernelEngine.training: the helper may outlive an epoch
         self.test_X = self.test_out = self.test_acts = None
         self.test_chunk = 1
@@ -136,7 +136,7 @@ class KernelEngine:
             thresholds = None
         weight_decay = float(weight_decay) if weight_decay else None
         if work.split_grads is not None and thresholds is None:
-            loss, correct = _split_epoch(net, X, Y, idx, optimizer.code, state, lr, mu, beta1, beta2, eps,
+            loss, correct = _split_epoch(net, X, Y, idx, batch_size, optimizer.code, state, lr, mu, beta1, beta2, eps,
                                          metric_code, work, float(l2), weight_decay, int(acc_kind))
             return loss, correct, int(stream[1])
         loss, correct, state.t, counter = epoch.fit_epoch(
@@ -181,40 +181,36 @@ class KernelEngine:
         return network.all_finite(a)
 
 
-def _split_epoch(net, X, Y, idx, opt_code, state, lr, mu, beta1, beta2, eps, metric_code, work, l2, weight_decay,
-                 acc_kind):
-    """``fit_epoch`` for one full batch whose two blocks of rows run on two cores.
+def _split_epoch(net, X, Y, idx, batch_size, opt_code, state, lr, mu, beta1, beta2, eps, metric_code, work, l2,
+                 weight_decay, acc_kind):
+    """``fit_epoch`` (without dropout) with each batch's two blocks of rows on two cores.
     Returns (mean loss, correct count)."""
-    n = idx.size
-    if work.identity_rows is idx or _is_identity(idx, X):
-        work.identity_rows = idx  # the tutorial's rows, the same array every epoch: checked once
-        Xv, Yv = X, Y  # every row in order: no gather
+    if work.checked_rows is not idx:  # the tutorial passes the same rows every epoch: checked once
+        work.checked_rows, work.rows_in_order = idx, _is_identity(idx, X)
+    if work.rows_in_order:
+        Xs, Ys, rows = X, Y, None  # batches are slices of X, Y: nothing to gather
     else:
-        if work.gathered is None or work.gathered[0].shape[0] != n:  # the same views every epoch (see BlockHelper)
-            work.gathered = (work.Xb[: n * X.shape[1]].reshape(n, X.shape[1]),
-                             work.Yb[: n * Y.shape[1]].reshape(n, Y.shape[1]))
-        Xv, Yv = work.gathered
-        epoch.gather_rows(X, idx, 0, Xv)
-        epoch.gather_rows(Y, idx, 0, Yv)
-    sizes = net.layer_sizes_array
+        if work.batch_views is None:  # the same views every epoch (see BlockHelper.serves)
+            b = work.batch_size
+            work.batch_views = (work.Xb.reshape(b, X.shape[1]), work.Yb.reshape(b, Y.shape[1]))
+        (Xs, Ys), rows = work.batch_views, idx
     if work.test_X is None:
         work.set_test(net, None)
-    args = (Xv, Yv, net.params, sizes, net.activation_codes, net.alpha, net.loss_code, metric_code, acc_kind,
-            net.clip_eps, l2, work.acts, work.deltas, work.split_grads, work.test_X, work.test_chunk, work.test_acts,
-            work.test_out)
-    state.t += 1
-    rest = (work.grad, opt_code, state.m, state.v, lr, mu, beta1, beta2, eps, state.t, weight_decay)
+    args = (Xs, Ys, net.params, net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code,
+            acc_kind, net.clip_eps, work.acts, work.deltas, work.split_grads, work.test_X, work.test_chunk,
+            work.test_acts, work.test_out)
+    rest = (X, Y, rows, batch_size, work.grad, opt_code, state.m, state.v, lr, mu, beta1, beta2, eps, state.t, l2,
+            weight_decay)
     if work.helper is None or not work.helper.serves(args):
         work.stop_helper()
         work.helper = _split.BlockHelper(args, rest)
     try:
         with threads.serial_blas():  # already so inside KernelEngine.training
-            loss_sum, correct, penalty = split.split_run(split.STEP, work.helper.ctrl, work.helper.results, *args,
-                                                         *rest)
+            loss, correct, state.t = split.split_run(split.EPOCH, work.helper.ctrl, work.helper.results, *args, *rest)
     finally:
         if not work.training:  # a lone epoch: do not leave the helper spinning
             work.stop_helper()
-    return loss_sum / n + penalty, correct
+    return loss, correct
 
 
 def _is_identity(idx, X):

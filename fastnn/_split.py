@@ -24,8 +24,8 @@ class BlockHelper:
 
     def __init__(self, args, rest):
         self.args, self.rest = args, rest
-        self.ctrl = np.zeros(1, dtype=np.int64)
-        self.results = np.zeros(2)
+        self.ctrl = np.zeros(4, dtype=np.int64)  # state, job, first row, rows (see kernels/split.py)
+        self.results = np.zeros(3)  # block 1's loss and correct count; the batch's L2 coefficient
         self.thread = threading.Thread(target=split.split_run,
                                        args=(split.HELPER, self.ctrl, self.results, *args, *rest),
                                        name="fastnn-split", daemon=True)

@@ -56,7 +56,9 @@ def _take_blas_control():
 
 
 def set_num_threads(n: int) -> None:
-    """Use ``n`` BLAS threads in this process (fastnn's GEMMs, and NumPy's and SciPy's).
+    """Use ``n`` BLAS threads in this process (fastnn's GEMMs, and NumPy's and SciPy's),
+    and at most ``n`` cores for fastnn's own work (n = 1: full-batch epochs are not
+    split between cores).
 
     When several models train at once from Python threads, give each model's share:
     2 models x 2 BLAS threads on 2 cores oversubscribe, and OpenBLAS threads that

@@ -1,4 +1,4 @@
-"""A full batch's gradient in two blocks of rows, one per core.
+"""A batch's gradient in two blocks of rows, one per core.
 
 For small layers OpenBLAS's own threads barely help (the tutorial's 1437 x 64 x 64
 GEMMs: 650 us of an epoch's GEMMs on one thread, 480 on two) and every element-wise
@@ -13,6 +13,7 @@ Results do not depend on timing or threads: the blocks are fixed (``PARTS`` of
 them, the first ones a row longer) and their gradients are added in block order.
 """
 from ._jit import jit
+from .epoch import gather_rows
 from .losses import NO_ACCURACY, count_correct, loss_sum
 from .network import forward_layers, predict, scaled_gradient, sum_squares_weights
 from .optimizers import step
@@ -64,19 +65,16 @@ def block_loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, met
 
 
 @jit
-def add_blocks_and_step(grads, grad, theta, sizes, l2, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
+def add_blocks_and_step(grads, grad, theta, sizes, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
                         weight_decay):
     """After ``block_loss_and_gradient`` for every block: grad <- the sum of grads (in
-    block order), then update t (counted from 1; see ``optimizers.step``).
-    Returns the loss's L2 term 0.5 l2 sum(W^2), taken before the update."""
-    penalty = 0.5 * l2 * sum_squares_weights(theta, sizes) if l2 != 0.0 else 0.0
+    block order), then update t (counted from 1; see ``optimizers.step``)."""
     for i in range(grad.size):
         grad[i] = grads[0, i]
     for q in range(1, PARTS):
         for i in range(grad.size):
             grad[i] += grads[q, i]
     step(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay, sizes)
-    return penalty
 
 
 @jit
@@ -90,31 +88,33 @@ def block_predict(X, theta, sizes, act_codes, alpha, chunk, q, acts, out):
 
 
 # -- the hand-off (see kernels/sync.py) -------------------------------------------------------
-# ctrl[0] holds the state: the caller writes WORK and STOP, the helper READY and DONE;
-# ctrl[1] the job the caller asks for with WORK.
+# ctrl[0] holds the state: the caller writes WORK and STOP, the helper READY and DONE.
+# With WORK, ctrl[1] says the job; for GRADIENT, ctrl[2:4] = (first row, rows) of the
+# batch in Xs, Ys and results[2] its L2 coefficient.
 READY, WORK, DONE, STOP = 1, 2, 3, 4
 GRADIENT, FORWARD = 0, 1
 # The roles of split_run. The helper computes block 1 of either job, the caller block 0.
-STEP, HELPER, PREDICT = 0, 1, 2
+EPOCH, HELPER, PREDICT = 0, 1, 2
 
 
 @jit
-def split_run(role, ctrl, results, X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind,
-              clip_eps, l2, acts, deltas, grads, X_out, chunk, acts_out, out,
-              grad, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay):
+def split_run(role, ctrl, results, Xs, Ys, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind,
+              clip_eps, acts, deltas, grads, X_out, chunk, acts_out, out,
+              X, Y, idx, batch_size, grad, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t, l2, weight_decay):
     """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
     HELPER: the helper thread's loop for a whole training call, until ctrl[0] says STOP:
-    at each WORK, block 1 of the job in ctrl[1] (GRADIENT: of (X, Y), its (loss,
+    at each WORK, block 1 of the job in ctrl[1] (GRADIENT: of the batch, its (loss,
     correct) into results[0:2]; FORWARD: ``block_predict`` of X_out into out), then
     DONE. It reads only the arguments up to ``out``, which are the training call's own
-    arrays (X_out, out may have 0 rows); the caller changes their contents (theta, a
-    gathered X) only between DONE and the next WORK. Returns zeros.
+    arrays (X_out, out may have 0 rows); the caller changes their contents (theta, the
+    gathered batch) only between DONE and the next WORK. Returns zeros.
 
-    STEP: one training step: block 1 to the helper (waiting in READY or DONE), block 0
-    here, then ``add_blocks_and_step`` (update t, counted from 1). Returns (the batch's
-    summed per-sample losses, correct count, the L2 term of the loss).
+    EPOCH: ``epoch.fit_epoch`` (without dropout) with each batch's gradient split
+    between the two threads. Batches are rows idx[start:start + batch_size] of (X, Y)
+    gathered into Xs, Ys (batch_size rows), or, with idx None, rows start:start + n of
+    Xs, Ys themselves (X, Y are then not read). Returns (mean loss, correct count, t).
 
     PREDICT: out <- the network's output for X_out, in two blocks the same way.
     """
@@ -127,25 +127,43 @@ def split_run(role, ctrl, results, X, Y, theta, sizes, act_codes, alpha, loss_co
             if ctrl[1] == FORWARD:  # ordered by the acquire load of WORK
                 block_predict(X_out, theta, sizes, act_codes, alpha, chunk, second, acts_out, out)
             else:
+                lo, n = ctrl[2], ctrl[3]
                 results[0], results[1] = block_loss_and_gradient(
-                    X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, second, acts,
-                    deltas, grads,
+                    Xs[lo : lo + n], Ys[lo : lo + n], theta, sizes, act_codes, alpha, loss_code, metric_code,
+                    acc_kind, clip_eps, results[2], second, acts, deltas, grads,
                 )
             store_release(ctrl, 0, DONE)
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, t
     if role == PREDICT:
         ctrl[1] = FORWARD  # published by the release store of WORK
         store_release(ctrl, 0, WORK)
         block_predict(X_out, theta, sizes, act_codes, alpha, chunk, first, acts_out, out)
         wait_for(ctrl, 0, DONE, DONE)
-        return 0.0, 0.0, 0.0
-    ctrl[1] = GRADIENT
-    store_release(ctrl, 0, WORK)
-    loss0, correct0 = block_loss_and_gradient(
-        X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps, l2, first, acts, deltas,
-        grads,
-    )
-    wait_for(ctrl, 0, DONE, DONE)
-    penalty = add_blocks_and_step(grads, grad, theta, sizes, l2, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
-                                  weight_decay)
-    return loss0 + results[0], correct0 + results[1], penalty
+        return 0.0, 0.0, t
+    N = idx.size if idx is not None else Xs.shape[0]
+    total = 0.0
+    correct = 0.0
+    for start in range(0, N, batch_size):
+        n = min(batch_size, N - start)
+        lo = start
+        if idx is not None:
+            gather_rows(X, idx, start, Xs[:n])
+            gather_rows(Y, idx, start, Ys[:n])
+            lo = 0
+        ctrl[1], ctrl[2], ctrl[3] = GRADIENT, lo, n
+        results[2] = l2
+        store_release(ctrl, 0, WORK)
+        loss0, correct0 = block_loss_and_gradient(
+            Xs[lo : lo + n], Ys[lo : lo + n], theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind,
+            clip_eps, l2, first, acts, deltas, grads,
+        )
+        wait_for(ctrl, 0, DONE, DONE)
+        batch_loss = (loss0 + results[0]) / n
+        if l2 != 0.0:
+            batch_loss += 0.5 * l2 * sum_squares_weights(theta, sizes)
+        total += batch_loss * n
+        correct += correct0 + results[1]
+        t += 1
+        add_blocks_and_step(grads, grad, theta, sizes, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
+                            weight_decay)
+    return total / N, correct, t
