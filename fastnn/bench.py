@@ -12,10 +12,23 @@ The GEMM floor is the sum of one step's GEMM times at those exact shapes with nu
 ``np.dot`` (forward, weight gradients, and input gradients except the first layer's;
 the best of several repeats), times the number of steps: nothing does the same work
 faster without a faster GEMM. GFLOP/s counts 2 n d_in d_out per GEMM.
+"peak RSS +MiB" is the largest increase of the process's resident set size over its value
+just before the implementation's model is built, while it builds, runs its warm-up and its
+timed epochs (sampled every ~1 ms from /proc/self/statm; "n/a" where that file is absent).
+It is the whole process's growth, so the first fastnn run also counts loading (or, on a
+cold cache, compiling) its Numba kernels, and every run the BLAS buffers it first touches.
+Under the table, fastnn's figure per workload beside the performance issue's bound:
+dataset + 5x parameters + 3x one batch's activations + 64 MiB.
 """
 import argparse
 import contextlib
+import ctypes
+import gc
 import math
+import mmap
+import os
+import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -111,6 +124,122 @@ def gemm_floor(w, dtype, repeats):
             times.append(time.perf_counter() - start)
         total += min(times) * count  # a floor: the best of the repeats
     return total
+
+
+# -- memory ---------------------------------------------------------------------------------------
+MiB = 2**20
+STATM = "/proc/self/statm"  # size resident shared text lib data dt, in pages
+
+
+def rss_bound(w, dtype):
+    """The performance issue's bound on fastnn's peak RSS during fit, in bytes.
+
+    dataset + 5 x parameters + 3 x one batch's activations + 64 MiB, where the dataset is
+    X (n, d_0) and the one-hot Y (n, d_L), the parameters are the weights and biases
+    (d_{l-1} d_l + d_l per layer), and one batch's activations are batch x (d_1 + ... + d_L)
+    values, all in ``dtype``.
+
+    Parameters
+    ----------
+    w : Workload
+    dtype : numpy dtype or its name
+
+    Returns
+    -------
+    int
+    """
+    itemsize = np.dtype(dtype).itemsize
+    d = w.sizes
+    dataset = w.n * (d[0] + d[-1])
+    parameters = sum(d_in * d_out + d_out for d_in, d_out in zip(d[:-1], d[1:]))
+    activations = min(w.batch, w.n) * sum(d[1:])
+    return (dataset + 5 * parameters + 3 * activations) * itemsize + 64 * MiB
+
+
+def _read_rss(fd):
+    """Resident set size in bytes from an open /proc/self/statm (its second field, in pages)."""
+    return int(os.pread(fd, 256, 0).split()[1]) * mmap.PAGESIZE
+
+
+class PeakRSS:
+    """``with PeakRSS() as rss:`` -- ``rss.increase`` is then the peak resident set size of the
+    process during the block minus its value on entry, in bytes, or None where /proc/self/statm
+    is absent (getrusage's ru_maxrss is the process's lifetime peak, which cannot give the
+    increase over a baseline, so there is no honest fallback).
+
+    A daemon thread samples every ``interval`` seconds: it sleeps in between and holds the GIL
+    only to read one small file, and fastnn's kernels release the GIL, so it neither slows the
+    timed epochs measurably nor waits for them. Peaks shorter than the interval can be missed.
+
+    Parameters
+    ----------
+    interval : float
+        Seconds between samples.
+
+    Attributes
+    ----------
+    increase : int or None
+        Set when the block ends.
+    """
+
+    def __init__(self, interval=1e-3):
+        self.interval = interval
+        self.increase = None
+        self._fd = None
+
+    def __enter__(self):
+        try:
+            self._fd = os.open(STATM, os.O_RDONLY)
+            self._base = self._peak = _read_rss(self._fd)
+        except (OSError, ValueError, IndexError, AttributeError):  # no /proc (or no os.pread)
+            self._close()
+            return self
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="bench-peak-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._done.wait(self.interval):
+            self._peak = max(self._peak, _read_rss(self._fd))
+
+    def __exit__(self, *exc_info):
+        if self._fd is not None:
+            self._done.set()
+            self._thread.join()
+            self.increase = max(self._peak, _read_rss(self._fd)) - self._base
+            self._close()
+        return False
+
+    def _close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def lifetime_peak_rss():
+    """The process's peak RSS so far in bytes (getrusage's ru_maxrss), or None without ``resource``."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
+def release_free_memory():
+    """Free unreachable objects and hand glibc's free heap pages back to the OS, so that the next
+    run's allocations show as RSS growth instead of silently reusing pages an earlier run freed."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc (musl): nothing to trim with
+            pass
+
+
+def fmt_mib(nbytes):
+    return "n/a" if nbytes is None else f"{nbytes / MiB:.1f}"
 
 
 # -- one runner per implementation: run_epoch() trains one epoch ----------------------------
@@ -258,33 +387,45 @@ def bench_workload(w, impls, dtype, repeats, threads, log):
     flops = epoch_flops(w)
     results, notes = {}, []
     for impl in impls:
-        try:
-            run_epoch = make_runner(impl, w, X, y, dtype, threads)
-        except ImportError:
-            notes.append(f"{impl} not installed")
-            continue
-        log(f"  {w.name} {impl} ...")
-        try:
-            warmup, times = time_epochs(run_epoch, repeats)
-        except Exception as e:  # noqa: BLE001 - an optional peer failing must not end the run
-            if impl in ("fastnn", "reference"):
-                raise
-            notes.append(f"{impl} failed: {type(e).__name__}: {e}")
-            continue
-        results[impl] = (warmup, times)
+        release_free_memory()
+        # The increase of the whole process: it counts whatever the implementation allocates
+        # besides its model and training buffers (framework import caches, Numba's compiler on
+        # a first call, the reference's NumPy temporaries), but not X and y, made before.
+        with PeakRSS() as rss:
+            try:
+                run_epoch = make_runner(impl, w, X, y, dtype, threads)
+            except ImportError:
+                notes.append(f"{impl} not installed")
+                continue
+            log(f"  {w.name} {impl} ...")
+            try:
+                warmup, times = time_epochs(run_epoch, repeats)
+            except Exception as e:  # noqa: BLE001 - an optional peer failing must not end the run
+                if impl in ("fastnn", "reference"):
+                    raise
+                notes.append(f"{impl} failed: {type(e).__name__}: {e}")
+                continue
+        results[impl] = (warmup, times, rss.increase)
         del run_epoch
     ref = float(np.median(results["reference"][1])) if "reference" in results else None
     rows = []
-    for impl, (warmup, times) in results.items():
+    for impl, (warmup, times, rss_increase) in results.items():
         med = float(np.median(times))
         rows.append([w.name, impl, fmt_range(times), f"{flops / med / 1e9:.1f}", f"{med / floor:.2f}",
-                     f"{ref / med:.1f}x" if ref else "-", fmt_seconds(warmup)])
-    rows.append([w.name, "GEMM floor (np.dot)", fmt_seconds(floor), f"{flops / floor / 1e9:.1f}", "1.00", "-", "-"])
-    return rows, notes
+                     f"{ref / med:.1f}x" if ref else "-", fmt_seconds(warmup), fmt_mib(rss_increase)])
+    rows.append([w.name, "GEMM floor (np.dot)", fmt_seconds(floor), f"{flops / floor / 1e9:.1f}", "1.00", "-", "-",
+                 "-"])
+    memory = None
+    if "fastnn" in results:
+        peak = results["fastnn"][2]
+        memory = (f"fastnn peak RSS {w.name}: {'n/a' if peak is None else fmt_mib(peak) + ' MiB'} "
+                  f"(bound {fmt_mib(rss_bound(w, dtype))} MiB: dataset + 5x parameters + 3x batch activations "
+                  f"+ 64 MiB)")
+    return rows, notes, memory
 
 
 HEADER = ["workload", "implementation", "time/epoch median [min-max]", "GFLOP/s", "x GEMM floor",
-          "speed-up vs reference", "warm-up epoch"]
+          "speed-up vs reference", "warm-up epoch", "peak RSS +MiB"]
 
 
 def markdown_table(rows):
@@ -313,8 +454,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import sys
-
     names = [s.strip().upper() for s in args.workloads.split(",") if s.strip()]
     impls = [s.strip().lower() for s in args.impls.split(",") if s.strip()]
     bad = [n for n in names if n not in ("S", "M", "L")] + [i for i in impls if i not in IMPLEMENTATIONS]
@@ -331,17 +470,25 @@ def run(args) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     with _thread_limit(args.threads):
-        rows, notes = [], []
+        rows, notes, memory = [], [], []
         for w in workloads(args.scale, names):
             log(f"{w.label()} ...")
-            r, n = bench_workload(w, impls, args.dtype, repeats, args.threads, log)
+            r, n, m = bench_workload(w, impls, args.dtype, repeats, args.threads, log)
             rows += r
             notes += [f"{w.name}: {x}" for x in n]
+            memory += [m] if m else []
     print(f"{args.dtype}, Adam, median of {repeats} epochs after 1 warm-up epoch; threads: {_thread_summary(args.threads)}")
     for w in workloads(args.scale, names):
         print(f"- {w.label()} ({math.ceil(w.n / w.batch)} steps/epoch)")
     print()
     print(markdown_table(rows))
+    if memory:
+        print()
+        print("\n".join(memory))
+    if any(r[-1] == "n/a" for r in rows):
+        lifetime = lifetime_peak_rss()
+        print(f"peak RSS +MiB unavailable: no {STATM} to sample; getrusage gives only the process's lifetime "
+              f"peak{'' if lifetime is None else f' ({fmt_mib(lifetime)} MiB)'}, not an increase during one run")
     if notes:
         print()
         print("Not measured: " + "; ".join(dict.fromkeys(notes)))

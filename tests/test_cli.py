@@ -2,8 +2,11 @@
 written here. Bad input must give one line on stderr and a non-zero exit status."""
 import csv
 import importlib.util
+import os
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -234,6 +237,59 @@ def test_bench_flop_count():
     # Per step: forward and weight-gradient GEMMs for every layer, input gradients from the second on.
     per_step = 2 * 256 * (784 * 1024 * 2 + 1024 * 1024 * 3 + 1024 * 10 * 3)
     assert bench.epoch_flops(w) == per_step * (20000 // 256) + per_step * (20000 % 256) // 256
+
+
+def test_bench_reports_peak_rss(tmp_path):
+    out = ok(fastnn("bench", "--scale", "0.001", "--workloads", "S,M", "--repeats", 1, "--impls", "fastnn,reference",
+                    cwd=tmp_path)).stdout
+    table = [[c.strip() for c in line.strip().strip("|").split("|")]
+             for line in out.splitlines() if line.startswith("| ")]
+    column = table[0].index("peak RSS +MiB")
+    cell = {(r[0], r[1]): r[column] for r in table[1:]}
+    has_proc = os.path.exists("/proc/self/statm")
+    for workload in "SM":
+        for impl in ("fastnn", "reference"):
+            if has_proc:
+                assert float(cell[workload, impl]) >= 0, (workload, impl, cell[workload, impl])
+            else:
+                assert cell[workload, impl] == "n/a"
+        assert cell[workload, "GEMM floor (np.dot)"] == "-"
+        number = r"\d+\.\d MiB" if has_proc else "n/a"
+        assert re.search(rf"^fastnn peak RSS {workload}: {number} \(bound \d+\.\d MiB: dataset \+ 5x parameters "
+                         rf"\+ 3x batch activations \+ 64 MiB\)$", out, re.M), out
+    assert ("peak RSS +MiB unavailable" in out) is not has_proc
+
+
+def test_bench_rss_bound():
+    from fastnn import bench
+
+    w = bench.Workload("T", 100, (3, 4, 2), 8)
+    # dataset 100 x (3 + 2), parameters 3*4+4 + 4*2+2 = 26, one batch's activations 8 x (4 + 2) = 48
+    assert bench.rss_bound(w, "float64") == (500 + 5 * 26 + 3 * 48) * 8 + 64 * 2**20 == 67_115_056
+    assert bench.rss_bound(w, np.float32) == (500 + 5 * 26 + 3 * 48) * 4 + 64 * 2**20
+    # a batch larger than the data set is one batch of all n rows
+    assert bench.rss_bound(bench.Workload("T", 5, (3, 4, 2), 8), "float64") == (25 + 5 * 26 + 3 * 30) * 8 + 64 * 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="no /proc/self/statm")
+def test_bench_peak_rss_sees_a_freed_peak():
+    from fastnn import bench
+
+    with bench.PeakRSS() as rss:
+        a = np.ones(8 * 2**20)  # 64 MiB, above glibc's largest mmap threshold: fresh pages, unmapped on del
+        time.sleep(0.05)  # only the sampling thread can see it: it is gone before the block ends
+        del a
+    assert rss.increase >= 60 * 2**20, rss.increase
+
+
+def test_bench_peak_rss_unavailable_without_proc(monkeypatch, tmp_path):
+    from fastnn import bench
+
+    monkeypatch.setattr(bench, "STATM", str(tmp_path / "no-statm"))
+    with bench.PeakRSS() as rss:
+        np.ones(2**20)
+    assert rss.increase is None
+    assert bench.fmt_mib(rss.increase) == "n/a"
 
 
 def test_info(tmp_path):
