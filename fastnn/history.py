@@ -27,11 +27,16 @@ class History:
     def append(self, logs):
         """Record one epoch's metrics (a dict of floats)."""
         n = len(self.epoch)
+        history = self.history
         for key, value in logs.items():
-            self.history.setdefault(key, [math.nan] * n).append(float(value))
-        for key, values in self.history.items():
-            if key not in logs:
-                values.append(math.nan)
+            values = history.get(key)
+            if values is None:  # a new metric: NaN for the epochs before it (not a new list per call)
+                values = history[key] = [math.nan] * n
+            values.append(float(value))
+        if len(history) > len(logs):
+            for key, values in history.items():
+                if key not in logs:
+                    values.append(math.nan)
         self.epoch.append(n + 1)
 
     def truncate(self, n):
