@@ -52,6 +52,7 @@ class Workspace:
         n_params = int(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))
         rows = split.PARTS * -(-batch_size // split.PARTS) if split_batch else batch_size
         self.batch_size = batch_size
+        self.step_macs = batch_size * int(np.sum(sizes[:-1] * sizes[1:]))  # multiply-adds of a step's forward pass
         self.Xb = np.empty(batch_size * sizes[0], dtype=dtype)
         self.Yb = np.empty(batch_size * sizes[-1], dtype=dtype)
         self.acts = np.empty(rows * width, dtype=dtype)
@@ -98,12 +99,14 @@ class KernelEngine:
     @contextlib.contextmanager
     def training(work, net, X_test=None):
         """Context for a training loop of ``net`` using ``work`` (and predicting the
-        validated ``X_test`` after each epoch, when given). When its batches are split
-        between cores: one BLAS thread throughout (OpenBLAS threads spin for a while
-        after a GEMM, taking the second core from the split), the split's helper
-        thread lives until the end of the block, and it predicts X_test too."""
+        validated ``X_test`` after each epoch, when given). Small steps keep BLAS on one
+        thread (``threads.blas_for_step``). When its batches are split between cores:
+        one BLAS thread throughout (OpenBLAS threads spin for a while after a GEMM,
+        taking the second core from the split), the split's helper thread lives until
+        the end of the block, and it predicts X_test too."""
         if work.split_grads is None:
-            yield
+            with threads.blas_for_step(work.step_macs):
+                yield
             return
         work.set_test(net, X_test)
         with threads.serial_blas():

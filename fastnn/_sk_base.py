@@ -17,7 +17,7 @@ from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from . import _dropout
+from . import _dropout, threads
 from . import _sk_engine as engine
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -241,45 +241,46 @@ class _BaseMLP(BaseEstimator):
         stream = self._dropout_stream if use_dropout else None
 
         try:
-            self.n_iter_ = 0
-            for it in range(self.max_iter):
-                if self.shuffle:
-                    # scikit-learn's utils.shuffle: one permutation of the current order.
-                    perm = np.arange(n_samples)
-                    self._random_state.shuffle(perm)
-                    sample_idx = sample_idx[perm]
-                rows = sample_idx if train_idx is None else train_idx[sample_idx]
-                self.loss_, counter = engine.train_epoch(
-                    spec, data, rows, batch_size, theta, opt, self.alpha, work,
-                    thresholds if use_dropout else None, stream if use_dropout else (0, 0),
-                )
-                if use_dropout:
-                    stream[1] = counter
-                self.n_iter_ += 1
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(early_stopping, spec, theta, X_val, y_val, sw_val)
-                opt.iteration_ends(self.t_)
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = "Validation score did not improve more than tol=%f for %d consecutive epochs." % (
-                            self.tol, self.n_iter_no_change)
-                    else:
-                        msg = "Training loss did not improve more than tol=%f for %d consecutive epochs." % (
-                            self.tol, self.n_iter_no_change)
-                    if opt.trigger_stopping(msg, self.verbose):
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization hasn't "
-                        "converged yet." % self.max_iter,
-                        ConvergenceWarning,
+            with threads.blas_for_step(batch_size * spec.n_weights):  # one BLAS thread for small steps
+                self.n_iter_ = 0
+                for it in range(self.max_iter):
+                    if self.shuffle:
+                        # scikit-learn's utils.shuffle: one permutation of the current order.
+                        perm = np.arange(n_samples)
+                        self._random_state.shuffle(perm)
+                        sample_idx = sample_idx[perm]
+                    rows = sample_idx if train_idx is None else train_idx[sample_idx]
+                    self.loss_, counter = engine.train_epoch(
+                        spec, data, rows, batch_size, theta, opt, self.alpha, work,
+                        thresholds if use_dropout else None, stream if use_dropout else (0, 0),
                     )
+                    if use_dropout:
+                        stream[1] = counter
+                    self.n_iter_ += 1
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    self._update_no_improvement_count(early_stopping, spec, theta, X_val, y_val, sw_val)
+                    opt.iteration_ends(self.t_)
+                    if self._no_improvement_count > self.n_iter_no_change:
+                        if early_stopping:
+                            msg = "Validation score did not improve more than tol=%f for %d consecutive epochs." % (
+                                self.tol, self.n_iter_no_change)
+                        else:
+                            msg = "Training loss did not improve more than tol=%f for %d consecutive epochs." % (
+                                self.tol, self.n_iter_no_change)
+                        if opt.trigger_stopping(msg, self.verbose):
+                            break
+                        self._no_improvement_count = 0
+                    if incremental:
+                        break
+                    if self.n_iter_ == self.max_iter:
+                        warnings.warn(
+                            "Stochastic Optimizer: Maximum iterations (%d) reached and the optimization hasn't "
+                            "converged yet." % self.max_iter,
+                            ConvergenceWarning,
+                        )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if early_stopping:

@@ -41,7 +41,8 @@ def check_float(name, value, low=0.0, high=np.inf, low_open=True, high_open=Fals
 
 def check_dtype(dtype):
     try:
-        dt = np.dtype(dtype)
+        # np.dtype(None) is float64: None is rejected, not read as a default.
+        dt = None if dtype is None else np.dtype(dtype)
     except TypeError:
         dt = None
     if dt is None or dt.name not in ("float32", "float64"):

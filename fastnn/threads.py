@@ -2,7 +2,8 @@
 
 fastnn's threads do two kinds of work, chosen by problem size:
 - BLAS's threads split each GEMM (minibatches, and wide layers): element-wise work
-  stays on the calling thread. Measured here, Numba's parallel pool and OpenBLAS's
+  stays on the calling thread. Steps under ``SMALL_STEP_MACS`` multiply-adds keep
+  BLAS on one thread for the training call: its second thread costs more than it gains. Measured here, Numba's parallel pool and OpenBLAS's
   pool spin against each other on 2 cores (one workload got 4x slower), so the two
   are never busy at once.
 - For a full-batch epoch (one step per epoch, as in the tutorial), fastnn splits the
@@ -90,6 +91,20 @@ def budget() -> int:
 def can_split() -> bool:
     """Whether a full-batch epoch may run on 2 cores (``fastnn.kernels.split``)."""
     return budget() >= 2
+
+
+# Below this many multiply-adds per training step (batch rows x weights), BLAS's second
+# thread costs more than it gains: measured per epoch here, 200-row batches of 64-100-10
+# ran 1.06-1.17x faster on one thread (scikit-learn's digits defaults: 1.4x, with NumPy's
+# and SciPy's two OpenBLAS pools both awake), while 13M multiply-adds a step (128 rows of
+# 784-128-10) already ran 1.2x faster on two.
+SMALL_STEP_MACS = 4_000_000
+
+
+def blas_for_step(macs):
+    """Context for a training loop whose steps take ``macs`` multiply-adds: one BLAS
+    thread for small steps (``SMALL_STEP_MACS``), BLAS's own setting otherwise."""
+    return serial_blas() if macs < SMALL_STEP_MACS else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import textwrap
 import threading
 
 import numpy as np
+import pytest
 
 import fastnn
 
@@ -124,3 +125,40 @@ def test_set_num_threads_limits_blas_and_rejects_bad_values():
             fastnn.set_num_threads(1.5)
     finally:
         fastnn.set_num_threads(before)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 2 epochs on purpose
+def test_small_steps_train_on_one_blas_thread_and_restore_the_count(monkeypatch):
+    from fastnn import _sk_engine, threads
+
+    before = fastnn.get_num_threads()
+    with threads.blas_for_step(threads.SMALL_STEP_MACS - 1):
+        assert fastnn.get_num_threads() == 1
+    assert fastnn.get_num_threads() == before
+    with threads.blas_for_step(threads.SMALL_STEP_MACS):
+        assert fastnn.get_num_threads() == before
+
+    # Both faces: a digits-sized fit runs its epochs on one BLAS thread.
+    seen = []
+    real = _sk_engine.train_epoch
+
+    def spy(*args, **kwargs):
+        seen.append(fastnn.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_sk_engine, "train_epoch", spy)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((100, 8)), rng.integers(0, 3, 100)
+    fastnn.MLPClassifier(hidden_layer_sizes=(16,), max_iter=2, random_state=0).fit(X, y)
+    assert seen == [1, 1]
+    assert fastnn.get_num_threads() == before
+
+    nn = fastnn.NeuralNetwork(8, 16, 3, "categorical_crossentropy", seed=0)
+    threads_in_epochs = []
+    fastnn.Trainer(nn, "categorical_crossentropy").train(
+        X, y, None, None, 2, 0.1, batch_size=10,
+        callbacks=[type("Probe", (), {"on_epoch_end": lambda self, e, logs: threads_in_epochs.append(
+            fastnn.get_num_threads())})()],
+    )
+    assert threads_in_epochs == [1, 1]
+    assert fastnn.get_num_threads() == before
