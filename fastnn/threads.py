@@ -1,19 +1,19 @@
 """How many threads fastnn uses: ``fastnn.set_num_threads``.
 
 fastnn's threads do two kinds of work, chosen by problem size:
-- BLAS's threads split each GEMM (minibatches, and wide layers): element-wise work
-  stays on the calling thread. Steps under ``SMALL_STEP_MACS`` multiply-adds keep
-  BLAS on one thread for the training call: its second thread costs more than it gains. Measured here, Numba's parallel pool and OpenBLAS's
-  pool spin against each other on 2 cores (one workload got 4x slower), so the two
-  are never busy at once.
+- BLAS's threads split each GEMM (minibatches, and wide layers), and element-wise work
+  stays on the calling thread: measured here, Numba's parallel pool and OpenBLAS's
+  pool spin against each other on 2 cores (one workload got 4x slower), so the two are
+  never busy at once. Steps under ``SMALL_STEP_MACS`` multiply-adds keep BLAS on one
+  thread for the training call: there its second thread costs more than it gains.
 - For a full-batch epoch (one step per epoch, as in the tutorial), fastnn splits the
   batch's rows between the calling thread and a helper thread instead
   (``fastnn.kernels.split``, ``fastnn._split``), with BLAS held to one thread for
   the whole training call (``serial_blas``): small GEMMs gain little from BLAS
   threads, and the element-wise passes get both cores too.
 By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``). The
-BLAS thread count is per process, so this setting is too: it also applies to
-NumPy's and SciPy's own matrix products, which also run single-threaded while a
+BLAS thread count is per process, so this setting is too: it also applies to NumPy's
+and SciPy's own matrix products, which also run on one thread while a small or
 full-batch model trains.
 """
 import contextlib
