@@ -30,10 +30,23 @@ class BlockHelper:
                                        args=(split.HELPER, self.ctrl, self.results, *args, *rest),
                                        name="fastnn-split", daemon=True)
         self.thread.start()
+        try:
+            self._wait_until_ready()
+        except BaseException:  # e.g. Ctrl-C during a cold compile: stop the helper once it is up
+            threading.Thread(target=self._stop_when_ready, name="fastnn-split-stop", daemon=True).start()
+            raise
+
+    def _wait_until_ready(self):
         while self.ctrl[0] != split.READY:  # the first call compiles split_run (or loads it)
             if not self.thread.is_alive():
                 raise RuntimeError("fastnn's split helper thread stopped before it was ready")
             time.sleep(1e-4)
+
+    def _stop_when_ready(self):
+        # STOP written before READY would be overwritten by it: wait for READY first.
+        while self.ctrl[0] != split.READY and self.thread.is_alive():
+            time.sleep(1e-3)
+        self.stop()
 
     def serves(self, args):
         """Whether this helper runs over exactly these arrays and values."""

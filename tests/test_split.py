@@ -3,6 +3,7 @@ answers as the reference and as one core, the same bits from any thread, safe wi
 threads and fork."""
 import multiprocessing
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -168,3 +169,27 @@ def test_a_forked_child_trains_split_with_its_own_helper(digits, two_cores):
     child.join(timeout=60)
     assert child.exitcode == 0
     assert params.tobytes() == parent.tobytes()
+
+
+def test_an_interrupted_start_still_stops_the_helper(monkeypatch):
+    # Ctrl-C while the helper compiles (a cold start takes seconds): the caller gets the
+    # KeyboardInterrupt and the helper, once up, is stopped rather than left waiting.
+    from fastnn import _split
+
+    def fake_split_run(role, ctrl, results, *args):  # the helper's side of the protocol, slowly
+        time.sleep(0.2)
+        ctrl[0] = split.READY
+        while ctrl[0] != split.STOP:
+            time.sleep(1e-3)
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(split, "split_run", fake_split_run)
+    monkeypatch.setattr(_split.BlockHelper, "_wait_until_ready", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _split.BlockHelper((), ())
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("fastnn-split") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name.startswith("fastnn-split") for t in threading.enumerate())
