@@ -35,11 +35,10 @@ def should_split(sizes, batch_size, epoch_rows, dropout):
     they were slower split (batch 32, 64-64-10: 0.82 -> 1.35 ms an epoch; 128 rows of
     784-256-10 and 256 of 784-1024-1024-10: 1.3x slower), except 200 rows of 64-100-10
     (1.2x faster): no rule for them yet."""
-    d = sizes.tolist()  # Python ints: predict asks on every call
-    weights = sum(a * b for a, b in zip(d[:-1], d[1:]))
     return (
         epoch_rows is not None and batch_size >= epoch_rows and not dropout
-        and batch_size >= split.PARTS and batch_size * weights >= SPLIT_MIN_MACS and threads.can_split()
+        and batch_size >= split.PARTS and threads.forward_macs(sizes, batch_size) >= SPLIT_MIN_MACS
+        and threads.can_split()
     )
 
 
@@ -50,13 +49,14 @@ class Workspace:
     def __init__(self, sizes, batch_size, dtype, dropout=False, split_batch=False):
         width = int(np.sum(sizes[1:]))
         n_params = int(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))
-        rows = split.PARTS * -(-batch_size // split.PARTS) if split_batch else batch_size
+        # Split batches: each block its own share (rows rounded up to whole blocks).
+        n_acts = split.PARTS * split.block_scratch(batch_size, sizes) if split_batch else batch_size * width
         self.batch_size = batch_size
-        self.step_macs = batch_size * int(np.sum(sizes[:-1] * sizes[1:]))  # multiply-adds of a step's forward pass
+        self.step_macs = threads.forward_macs(sizes, batch_size)
         self.Xb = np.empty(batch_size * sizes[0], dtype=dtype)
         self.Yb = np.empty(batch_size * sizes[-1], dtype=dtype)
-        self.acts = np.empty(rows * width, dtype=dtype)
-        self.deltas = np.empty(rows * width, dtype=dtype)
+        self.acts = np.empty(n_acts, dtype=dtype)
+        self.deltas = np.empty(n_acts, dtype=dtype)
         self.grad = np.empty(n_params, dtype=dtype)
         # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
         self.gates = np.empty(batch_size * int(np.sum(sizes[1:-1])) if dropout else 0, dtype=dtype)

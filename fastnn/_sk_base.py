@@ -241,7 +241,7 @@ class _BaseMLP(BaseEstimator):
         stream = self._dropout_stream if use_dropout else None
 
         try:
-            with threads.blas_for_step(batch_size * spec.n_weights):  # one BLAS thread for small steps
+            with threads.blas_for_step(threads.forward_macs(spec.sizes, batch_size)):  # one BLAS thread for small steps
                 self.n_iter_ = 0
                 for it in range(self.max_iter):
                     if self.shuffle:

@@ -55,7 +55,6 @@ class Spec:
         self.shapes = list(zip(layer_units[:-1], layer_units[1:]))
         self.n_params = sum(a * b + b for a, b in self.shapes)
         self.width = int(self.sizes[1:].sum())
-        self.n_weights = int(np.sum(self.sizes[:-1] * self.sizes[1:]))  # multiply-adds per row of a forward pass
 
     def pack(self, coefs, intercepts):
         """Flat theta (kernel layout) from lists of weights and biases."""

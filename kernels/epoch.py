@@ -17,7 +17,7 @@ from .activations import derivative_from_output
 from .codes import IDENTITY
 from .dense import dense_backward, dense_forward
 from .losses import NO_ACCURACY, count_correct, loss_sum, output_delta
-from .network import activation_offset, forward_layers, layer_params, loss_and_gradient, sum_squares_weights, view2d
+from .network import activation_offset, forward_layers, layer_params, loss_and_gradient, penalised_mean, view2d
 from .optimizers import step
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -183,10 +183,7 @@ def fit_epoch(
         else:
             A_out = forward_layers(Xv, theta, sizes, act_codes, alpha, acts)
         c = l2 + l2_batch / n
-        batch_loss = loss_sum(A_out, Yv, metric_code, clip_eps) / n
-        if c != 0.0:
-            batch_loss += 0.5 * c * sum_squares_weights(theta, sizes)
-        total += batch_loss * n
+        total += penalised_mean(loss_sum(A_out, Yv, metric_code, clip_eps), n, c, theta, sizes) * n
         if acc_kind != NO_ACCURACY:
             correct += count_correct(A_out, Yv, acc_kind)
         if thresholds is not None:

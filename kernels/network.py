@@ -115,6 +115,15 @@ def sum_squares_weights(theta, sizes):
 
 
 @jit(inline="always")
+def penalised_mean(loss_sum, n, l2, theta, sizes):
+    """The batch's mean loss: ``loss_sum`` / n plus the L2 term 0.5 l2 sum(W^2)."""
+    mean = loss_sum / n
+    if l2 != 0.0:
+        mean += 0.5 * l2 * sum_squares_weights(theta, sizes)
+    return mean
+
+
+@jit(inline="always")
 def loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, l2, acts, deltas, grad):
     """Output delta and full gradient of the mean batch loss, from a forward pass done
     by ``forward_layers`` on the same X. Y (n, d_L). Writes deltas and grad."""

@@ -15,7 +15,7 @@ them, the first ones a row longer) and their gradients are added in block order.
 from ._jit import jit
 from .epoch import gather_rows
 from .losses import NO_ACCURACY, count_correct, loss_sum
-from .network import forward_layers, predict, scaled_gradient, sum_squares_weights
+from .network import forward_layers, penalised_mean, predict, scaled_gradient
 from .optimizers import step
 from .sync import store_release, wait_for
 
@@ -158,10 +158,7 @@ def split_run(role, ctrl, results, Xs, Ys, theta, sizes, act_codes, alpha, loss_
             clip_eps, l2, first, acts, deltas, grads,
         )
         wait_for(ctrl, 0, DONE, DONE)
-        batch_loss = (loss0 + results[0]) / n
-        if l2 != 0.0:
-            batch_loss += 0.5 * l2 * sum_squares_weights(theta, sizes)
-        total += batch_loss * n
+        total += penalised_mean(loss0 + results[0], n, l2, theta, sizes) * n
         correct += correct0 + results[1]
         t += 1
         add_blocks_and_step(grads, grad, theta, sizes, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
