@@ -49,34 +49,28 @@ def hidden_sizes(text: str) -> list[int]:
     return sizes
 
 
-def positive_int(text: str) -> int:
+def _argument(text, convert, valid, expected):
+    """``convert(text)`` when it parses and is ``valid``, else argparse's error naming
+    what was ``expected``."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+        value = None
+    if value is None or not valid(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _argument(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return value
+    return _argument(text, float, lambda v: np.isfinite(v) and v > 0, "a positive number")
 
 
 def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1); got {text!r}")
-    return value
+    return _argument(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def default_init(activation: str) -> str:

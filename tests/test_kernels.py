@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 from fastnn import NeuralNetwork, Trainer, reference
-from fastnn._engine import KernelEngine, hyperparameters
-from fastnn.kernels import activations, codes, dense, epoch, losses, network, optimizers
+from fastnn._engine import KernelEngine
+from fastnn.kernels import activations, codes, dense, losses, network, optimizers
 from fastnn.optimizers import SGD, Adam, OptimizerState
 
 TOL = {
@@ -431,17 +431,9 @@ LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 0.01}
 
 
 def kernel_epoch(net, X, Y, idx, batch_size, opt, state, lr, metric_code, l2=0.0, l2_batch=0.0):
-    """epoch.train_epoch called exactly as fastnn._engine.KernelEngine calls it."""
+    """epoch.train_epoch, through the engine that calls it (fresh work buffers)."""
     work = KernelEngine.workspace(net, batch_size)
-    mu, beta1, beta2, eps = hyperparameters(opt)
-    loss, state.t = epoch.train_epoch(
-        X, Y, idx, batch_size,
-        net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, net.clip_eps,
-        net.params, work.grad, state.m, state.v, opt.code, lr, mu, beta1, beta2, eps, state.t,
-        l2, l2_batch,
-        work.Xb, work.Yb, work.acts, work.deltas,
-    )
-    return loss
+    return KernelEngine.train_epoch(net, X, Y, idx, batch_size, opt, state, lr, metric_code, work, l2, l2_batch)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
