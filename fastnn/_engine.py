@@ -8,6 +8,7 @@ import contextlib
 import numpy as np
 
 from . import _split, threads
+from ._fpu import flushing_subnormals
 from .kernels import epoch, losses, network, split
 
 # Rows per forward chunk in predict: keeps the scratch for wide layers bounded.
@@ -121,13 +122,14 @@ class KernelEngine:
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
         """One epoch over rows ``idx``; updates net.params and ``state``; returns the mean loss."""
         mu, beta1, beta2, eps = hyperparameters(optimizer)
-        loss, state.t = epoch.train_epoch(
-            X, Y, idx, batch_size,
-            net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, net.clip_eps,
-            net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps, state.t,
-            l2, l2_batch,
-            work.Xb, work.Yb, work.acts, work.deltas,
-        )
+        with flushing_subnormals():
+            loss, state.t = epoch.train_epoch(
+                X, Y, idx, batch_size,
+                net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, net.clip_eps,
+                net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps, state.t,
+                l2, l2_batch,
+                work.Xb, work.Yb, work.acts, work.deltas,
+            )
         return loss
 
     @staticmethod
@@ -145,22 +147,24 @@ class KernelEngine:
             loss, correct = _split_epoch(net, X, Y, idx, batch_size, optimizer.code, state, lr, mu, beta1, beta2, eps,
                                          metric_code, work, float(l2), weight_decay, int(acc_kind))
             return loss, correct, int(stream[1])
-        loss, correct, state.t, counter = epoch.fit_epoch(
-            X, Y, idx, batch_size,
-            net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, int(acc_kind),
-            net.clip_eps, net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps,
-            state.t, float(l2), 0.0, weight_decay, thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
-            work.Xb, work.Yb, work.acts, work.deltas, work.gates,
-        )
+        with flushing_subnormals():
+            loss, correct, state.t, counter = epoch.fit_epoch(
+                X, Y, idx, batch_size,
+                net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, int(acc_kind),
+                net.clip_eps, net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps,
+                state.t, float(l2), 0.0, weight_decay, thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
+                work.Xb, work.Yb, work.acts, work.deltas, work.gates,
+            )
         return loss, correct, int(counter)
 
     @staticmethod
     def evaluate(net, X, Y, idx, metric_code, acc_kind, work):
         """(mean loss, correct count) on rows ``idx`` of (X, Y), in chunks of the workspace's batch."""
-        return epoch.evaluate(
-            X, Y, idx, work.batch_size, net.layer_sizes_array, net.activation_codes, net.alpha, metric_code,
-            int(acc_kind), net.clip_eps, net.params, work.Xb, work.Yb, work.acts,
-        )
+        with flushing_subnormals():
+            return epoch.evaluate(
+                X, Y, idx, work.batch_size, net.layer_sizes_array, net.activation_codes, net.alpha, metric_code,
+                int(acc_kind), net.clip_eps, net.params, work.Xb, work.Yb, work.acts,
+            )
 
     @staticmethod
     def predict(net, X, work=None):
@@ -168,14 +172,15 @@ class KernelEngine:
         is the test set of ``work``'s split training call."""
         if work is not None and work.helper is not None and X is work.test_X:
             h = work.helper
-            with threads.serial_blas():
+            with threads.serial_blas(), flushing_subnormals():
                 split.split_run(split.PREDICT, h.ctrl, h.results, *h.args, *h.rest)
             return work.test_out.copy()
         sizes = net.layer_sizes_array
         chunk = min(X.shape[0], PREDICT_CHUNK)
         out = np.empty((X.shape[0], sizes[-1]), dtype=net.dtype)
         acts = np.empty(chunk * int(np.sum(sizes[1:])), dtype=net.dtype)
-        network.predict(X, net.params, sizes, net.activation_codes, net.alpha, chunk, acts, out)
+        with flushing_subnormals():
+            network.predict(X, net.params, sizes, net.activation_codes, net.alpha, chunk, acts, out)
         return out
 
     @staticmethod
@@ -211,7 +216,7 @@ def _split_epoch(net, X, Y, idx, batch_size, opt_code, state, lr, mu, beta1, bet
         work.stop_helper()
         work.helper = _split.BlockHelper(args, rest)
     try:
-        with threads.serial_blas():  # already so inside KernelEngine.training
+        with threads.serial_blas(), flushing_subnormals():  # serial: already so inside KernelEngine.training
             loss, correct, state.t = split.split_run(split.EPOCH, work.helper.ctrl, work.helper.results, *args, *rest)
     finally:
         if not work.training:  # a lone epoch: do not leave the helper spinning

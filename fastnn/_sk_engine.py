@@ -7,6 +7,7 @@ Parameters are one flat buffer ``theta`` in the kernels' layout (W_0, b_0, W_1, 
 import numpy as np
 import scipy.sparse as sp
 
+from ._fpu import flushing_subnormals
 from .kernels import codes, network, sk_epoch
 
 HIDDEN_ACTIVATIONS = {
@@ -131,24 +132,26 @@ def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work, thresholds
     # None (not zeros) when unused: the kernel then compiles without the dropout code.
     if thresholds is not None and not np.any(thresholds):
         thresholds = None
-    loss, opt.t, counter = sk_epoch.sk_train_epoch(
-        data.X, data.data, data.indices, data.indptr, data.Y, data.sw, idx, batch_size,
-        spec.sizes, spec.act_codes, spec.act_alpha, spec.loss_code, spec.clip_eps,
-        theta, work.grad, opt.m, opt.v, opt.code, float(opt.learning_rate), opt.mu,
-        opt.beta1, opt.beta2, opt.eps, opt.t, float(alpha),
-        thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
-        work.Xb, work.Yb, work.swb, work.acts, work.deltas, work.gates,
-    )
+    with flushing_subnormals():
+        loss, opt.t, counter = sk_epoch.sk_train_epoch(
+            data.X, data.data, data.indices, data.indptr, data.Y, data.sw, idx, batch_size,
+            spec.sizes, spec.act_codes, spec.act_alpha, spec.loss_code, spec.clip_eps,
+            theta, work.grad, opt.m, opt.v, opt.code, float(opt.learning_rate), opt.mu,
+            opt.beta1, opt.beta2, opt.eps, opt.t, float(alpha),
+            thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
+            work.Xb, work.Yb, work.swb, work.acts, work.deltas, work.gates,
+        )
     return float(loss), int(counter)
 
 
 def loss_grad(spec, data, idx, theta, alpha, work):
     """Full-batch loss; the gradient is left in ``work.grad``."""
-    return float(sk_epoch.sk_loss_grad(
-        data.X, data.data, data.indices, data.indptr, data.Y, data.sw, idx, work.rows,
-        spec.sizes, spec.act_codes, spec.act_alpha, spec.loss_code, spec.clip_eps, theta, float(alpha),
-        work.Xb, work.Yb, work.swb, work.acts, work.deltas, work.gchunk, work.grad,
-    ))
+    with flushing_subnormals():
+        return float(sk_epoch.sk_loss_grad(
+            data.X, data.data, data.indices, data.indptr, data.Y, data.sw, idx, work.rows,
+            spec.sizes, spec.act_codes, spec.act_alpha, spec.loss_code, spec.clip_eps, theta, float(alpha),
+            work.Xb, work.Yb, work.swb, work.acts, work.deltas, work.gchunk, work.grad,
+        ))
 
 
 def predict(spec, theta, X):
@@ -158,14 +161,17 @@ def predict(spec, theta, X):
     acts = np.empty(chunk * spec.width, dtype=spec.dtype)
     out = np.empty((n, int(spec.sizes[-1])), dtype=spec.dtype)
     if not sp.issparse(X):
-        network.predict(kernel_array(X, spec.dtype), theta, spec.sizes, spec.act_codes, spec.act_alpha, chunk, acts, out)
+        X = kernel_array(X, spec.dtype)
+        with flushing_subnormals():
+            network.predict(X, theta, spec.sizes, spec.act_codes, spec.act_alpha, chunk, acts, out)
         return out
     X = sp.csr_matrix(X)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         # Densify one chunk at a time: never the whole matrix.
         Xc = kernel_array(X[start:stop].toarray(), spec.dtype)
-        network.predict(Xc, theta, spec.sizes, spec.act_codes, spec.act_alpha, chunk, acts, out[start:stop])
+        with flushing_subnormals():
+            network.predict(Xc, theta, spec.sizes, spec.act_codes, spec.act_alpha, chunk, acts, out[start:stop])
     return out
 
 

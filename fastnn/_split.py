@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from ._fpu import run_flushing_subnormals
 from .kernels import split
 
 
@@ -26,8 +27,8 @@ class BlockHelper:
         self.args, self.rest = args, rest
         self.ctrl = np.zeros(4, dtype=np.int64)  # state, job, first row, rows (see kernels/split.py)
         self.results = np.zeros(3)  # block 1's loss and correct count; the batch's L2 coefficient
-        self.thread = threading.Thread(target=split.split_run,
-                                       args=(split.HELPER, self.ctrl, self.results, *args, *rest),
+        self.thread = threading.Thread(target=run_flushing_subnormals,
+                                       args=(split.split_run, split.HELPER, self.ctrl, self.results, *args, *rest),
                                        name="fastnn-split", daemon=True)
         self.thread.start()
         try:

@@ -85,10 +85,11 @@ def mean_loss(A, Y, code, eps):
 def output_delta(A, Y, loss_code, out_code):
     """dL/dZ of the output layer for the mean loss over the batch."""
     n, k = A.shape
+    # A - Y of a saturated output, scaled, may be subnormal: flushed, as the kernel does.
     if loss_code == codes.LOG_LOSS and out_code == codes.SIGMOID:
-        return (A - Y) / (n * k)
+        return flush((A - Y) / (n * k))
     if loss_code == codes.CATEGORICAL_CROSSENTROPY and out_code == codes.SOFTMAX:
-        return (A - Y) / n
+        return flush((A - Y) / n)
     G = 2 * (A - Y) / (n * k)  # mse: dL/dA
     if out_code == codes.SOFTMAX:
         return A * (G - np.sum(G * A, axis=1, keepdims=True))
