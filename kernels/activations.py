@@ -61,7 +61,8 @@ def bias_activation(Z, b, code, alpha):
         for i in range(n):
             for j in range(d):
                 z = Z[i, j] + b[j]
-                Z[i, j] = z if z > 0 else alpha * vexpm1(z)
+                # vexpm1 computes in float64: given one, it compiles once for both dtypes.
+                Z[i, j] = z if z > 0 else alpha * vexpm1(np.float64(z))
     elif code == EXP:
         # Output of scikit-learn's poisson loss (log link); like its inplace_exp, unclipped.
         for i in range(n):
@@ -87,7 +88,7 @@ def bias_activation(Z, b, code, alpha):
                 s += Z[i, j]
             inv = 1.0 / s
             for j in range(d):
-                Z[i, j] = flush(Z[i, j] * inv, tiny)
+                Z[i, j] = flush(cast_like(Z[i, j] * inv, Z), tiny)  # flushed in Z's dtype, as the reference
 
 
 @jit

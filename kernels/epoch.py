@@ -136,7 +136,7 @@ def backward_dropout(X, theta, sizes, act_codes, alpha, thresholds, acts, deltas
             else:
                 dense_backward(A_prev, W, D, l2, dW, db, D_prev, act_codes[layer - 1], alpha)
         else:
-            dense_backward(X, W, D, l2, dW, db, view2d(deltas, 0, 0, 0), 0, alpha)
+            dense_backward(X, W, D, l2, dW, db, view2d(deltas, 0, 0, 0), act_codes[0], alpha)
 
 
 # -- epochs ---------------------------------------------------------------------------------

@@ -94,8 +94,9 @@ def backward_layers(X, theta, sizes, act_codes, alpha, acts, deltas, l2, grad):
             D_prev = view2d(deltas, prev_off, n, sizes[layer])
             dense_backward(A_prev, W, D, l2, dW, db, D_prev, act_codes[layer - 1], alpha)
         else:
-            # The first layer needs no input delta: an empty D_prev says so.
-            dense_backward(X, W, D, l2, dW, db, view2d(deltas, 0, 0, 0), 0, alpha)
+            # The first layer needs no input delta: an empty D_prev says so (its code is
+            # then unused; a variable, as a literal 0 compiled multiply_derivative again).
+            dense_backward(X, W, D, l2, dW, db, view2d(deltas, 0, 0, 0), act_codes[0], alpha)
 
 
 @jit

@@ -69,10 +69,9 @@ def update(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t):
     """
     if code == SGD:
         sgd_update(theta, g, lr)
-    elif code == MOMENTUM:
-        momentum_update(theta, g, m, lr, mu, False)
-    elif code == NESTEROV:
-        momentum_update(theta, g, m, lr, mu, True)
+    elif code == MOMENTUM or code == NESTEROV:
+        # One call with a run-time flag: literal True/False compiled the rule twice.
+        momentum_update(theta, g, m, lr, mu, code == NESTEROV)
     elif code == ADAM:
         adam_update(theta, g, m, v, lr, beta1, beta2, eps, t)
 
@@ -112,10 +111,8 @@ def adam_update_decayed(theta, g, m, v, lr, beta1, beta2, eps, t, lrwd):
 def _decayed_step(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t, lrwd):
     if code == SGD:
         sgd_update_decayed(theta, g, lr, lrwd)
-    elif code == MOMENTUM:
-        momentum_update_decayed(theta, g, m, lr, mu, False, lrwd)
-    elif code == NESTEROV:
-        momentum_update_decayed(theta, g, m, lr, mu, True, lrwd)
+    elif code == MOMENTUM or code == NESTEROV:
+        momentum_update_decayed(theta, g, m, lr, mu, code == NESTEROV, lrwd)
     elif code == ADAM:
         adam_update_decayed(theta, g, m, v, lr, beta1, beta2, eps, t, lrwd)
 
