@@ -60,7 +60,9 @@ def adam_update(theta, g, m, v, lr, beta1, beta2, eps, t):
         theta[i] -= lr_t * m[i] / (np.sqrt(v[i]) + eps)
 
 
-@jit
+# ``update`` and ``step`` only pick a rule: inlined into their callers, they add no
+# compiled library of their own (each held another copy of every rule).
+@jit(inline="always")
 def update(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t):
     """One step of optimizer ``code`` (codes.SGD...ADAM). theta, g, m, v (p,); t >= 1.
 
@@ -137,7 +139,7 @@ def update_decoupled(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t, weight_
         off = b
 
 
-@jit
+@jit(inline="always")
 def step(code, theta, g, m, v, lr, mu, beta1, beta2, eps, t, weight_decay, sizes):
     """``update``, or ``update_decoupled`` when ``weight_decay`` is not None (None
     prunes the decayed rules from the caller's compilation)."""
