@@ -162,7 +162,8 @@ def _read_rss(fd):
 
 
 class PeakRSS:
-    """``with PeakRSS() as rss:`` -- ``rss.increase`` is then the peak resident set size of the
+    """``with PeakRSS() as rss:`` (or ``rss = PeakRSS().start()`` ... ``rss.stop()``, to end
+    the sampling inside a block) -- ``rss.increase`` is then the peak resident set size of the
     process during the block minus its value on entry, in bytes, or None where /proc/self/statm
     is absent (getrusage's ru_maxrss is the process's lifetime peak, which cannot give the
     increase over a baseline, so there is no honest fallback).
@@ -179,7 +180,7 @@ class PeakRSS:
     Attributes
     ----------
     increase : int or None
-        Set when the block ends.
+        Set when the block ends (by ``stop``; stopping again changes nothing).
     """
 
     def __init__(self, interval=1e-3):
@@ -187,7 +188,7 @@ class PeakRSS:
         self.increase = None
         self._fd = None
 
-    def __enter__(self):
+    def start(self):
         try:
             self._fd = os.open(STATM, os.O_RDONLY)
             self._base = self._peak = _read_rss(self._fd)
@@ -203,12 +204,18 @@ class PeakRSS:
         while not self._done.wait(self.interval):
             self._peak = max(self._peak, _read_rss(self._fd))
 
-    def __exit__(self, *exc_info):
+    def stop(self):
         if self._fd is not None:
             self._done.set()
             self._thread.join()
             self.increase = max(self._peak, _read_rss(self._fd)) - self._base
             self._close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
         return False
 
     def _close(self):
@@ -402,24 +409,23 @@ def bench_workload(w, impls, dtype, repeats, threads, log):
         # Sampled from before the model is built to the end of two untimed epochs: the
         # sampling thread, waking every millisecond for the GIL, made workload S's timed
         # epochs 10-20% slower when it ran through them.
-        rss = PeakRSS()
-        rss.__enter__()
+        rss = PeakRSS().start()
         try:
             run_epoch = make_runner(impl, w, X, y, dtype, threads)
         except ImportError:
-            rss.__exit__(None, None, None)
+            rss.stop()
             notes.append(f"{impl} not installed")
             continue
         log(f"  {w.name} {impl} ...")
         try:
-            warmup, times = time_epochs(run_epoch, repeats, after_warmup=lambda: rss.__exit__(None, None, None))
+            warmup, times = time_epochs(run_epoch, repeats, after_warmup=rss.stop)
         except Exception as e:  # noqa: BLE001 - an optional peer failing must not end the run
             if impl in ("fastnn", "reference"):
                 raise
             notes.append(f"{impl} failed: {type(e).__name__}: {e}")
             continue
         finally:
-            rss.__exit__(None, None, None)  # idempotent: already ended after the warm-up epochs
+            rss.stop()  # already stopped after the warm-up epochs, unless those failed
         results[impl] = (warmup, times, rss.increase)
         del run_epoch
     ref = float(np.median(results["reference"][1])) if "reference" in results else None
