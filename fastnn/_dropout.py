@@ -37,12 +37,24 @@ def thresholds(rates_):
     return np.array([int(round(p * TWO_32)) for p in rates_], dtype=np.int64)
 
 
+def stream_key(seed, rng):
+    """A mask stream's key: from an integer ``seed`` (a SeedSequence of (seed, "drop"), so a
+    seeded run is reproducible and does not touch the shuffling stream), else (seed None)
+    one draw from the RandomState ``rng``."""
+    if seed is not None:
+        return int(np.random.SeedSequence([int(seed), 0x64726F70]).generate_state(1, np.uint64)[0])
+    return int(rng.randint(0, 2**62, dtype=np.int64))
+
+
 def new_key(model):
-    """The mask stream's key: from the model's seed (so a seeded run is reproducible and
-    does not touch the shuffling stream), else one draw from the model's RNG."""
-    if model.seed is not None:
-        return int(np.random.SeedSequence([model.seed, 0x64726F70]).generate_state(1, np.uint64)[0])
-    return int(model._rng.randint(0, 2**62, dtype=np.int64))
+    """The mask stream's key of a ``fastnn.NeuralNetwork``: from its seed, else its RNG."""
+    return stream_key(model.seed, model._rng)
+
+
+def kernel_thresholds(thresholds):
+    """``thresholds``, or None when no layer drops anything: the kernels then compile and
+    run without dropout's code."""
+    return None if thresholds is None or not np.any(thresholds) else thresholds
 
 
 def stream_bits(key, counter, size):

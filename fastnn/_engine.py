@@ -7,7 +7,7 @@ import contextlib
 
 import numpy as np
 
-from . import _split, threads
+from . import _dropout, _split, threads
 from ._fpu import flushing_subnormals
 from .kernels import epoch, losses, network, split
 
@@ -140,8 +140,7 @@ class KernelEngine:
         Returns (mean loss, correct count, new counter)."""
         mu, beta1, beta2, eps = hyperparameters(optimizer)
         # None (not zeros) when unused: the kernel then compiles without that code.
-        if thresholds is not None and not np.any(thresholds):
-            thresholds = None
+        thresholds = _dropout.kernel_thresholds(thresholds)
         weight_decay = float(weight_decay) if weight_decay else None
         if work.split_grads is not None and thresholds is None:
             loss, correct = _split_epoch(net, X, Y, idx, batch_size, optimizer.code, state, lr, mu, beta1, beta2, eps,

@@ -192,9 +192,8 @@ class _BaseMLP(BaseEstimator):
         (a SeedSequence of (random_state, "drop")), so the shuffles and the early-stopping
         split are the ones drawn without dropout; a RandomState instance (or None: NumPy's
         global one) gives one draw, taken after the early-stopping split."""
-        if isinstance(self.random_state, numbers.Integral):
-            return int(np.random.SeedSequence([int(self.random_state), 0x64726F70]).generate_state(1, np.uint64)[0])
-        return int(self._random_state.randint(0, 2**62, dtype=np.int64))
+        seed = self.random_state if isinstance(self.random_state, numbers.Integral) else None
+        return _dropout.stream_key(seed, self._random_state)
 
     def _fit_stochastic(self, spec, theta, X, y, data, sample_weight, incremental, thresholds):
         if not incremental or not hasattr(self, "_optimizer"):

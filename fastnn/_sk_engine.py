@@ -7,6 +7,7 @@ Parameters are one flat buffer ``theta`` in the kernels' layout (W_0, b_0, W_1, 
 import numpy as np
 import scipy.sparse as sp
 
+from . import _dropout
 from ._fpu import flushing_subnormals
 from .kernels import codes, network, sk_epoch
 
@@ -129,9 +130,7 @@ def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work, thresholds
     """One epoch over rows ``idx``: updates theta and the optimizer state. ``thresholds``
     (L - 1,) int64 with ``stream`` = (key, counter) for dropout, None for none (the
     workspace then needs no gates). Returns (the loss, the stream's new counter)."""
-    # None (not zeros) when unused: the kernel then compiles without the dropout code.
-    if thresholds is not None and not np.any(thresholds):
-        thresholds = None
+    thresholds = _dropout.kernel_thresholds(thresholds)
     with flushing_subnormals():
         loss, opt.t, counter = sk_epoch.sk_train_epoch(
             data.X, data.data, data.indices, data.indptr, data.Y, data.sw, idx, batch_size,
