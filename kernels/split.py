@@ -122,9 +122,7 @@ def split_run(role, ctrl, results, Xs, Ys, theta, sizes, act_codes, alpha, loss_
 
     PREDICT: out <- the network's output for X_out, in two blocks the same way.
     """
-    # Block numbers as variables: a literal 0 or 1 here compiled the block kernels
-    # again for the literal's type.
-    first, second = role - role, role - role + 1
+    first, second = 0, 1  # the caller's block and the helper's
     if role == HELPER:
         store_release(ctrl, 0, READY)
         while wait_for(ctrl, 0, WORK, STOP) == WORK:
