@@ -3,6 +3,13 @@
 ``NeuralNetwork`` and ``Trainer`` are drop-ins for the "math behind neural networks"
 tutorial's classes; ``fastnn.reference`` holds the same API in plain NumPy.
 """
+import importlib.util as _util
+
+if _util.find_spec(__name__ + ".kernels") is None:  # first: every module below needs the kernels
+    from ._source_tree import kernels_missing_error
+
+    raise kernels_missing_error(__path__[0])
+
 from .errors import DivergenceError, ModelFileError
 from .network import NeuralNetwork
 from .optimizers import SGD, Adam

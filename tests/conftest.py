@@ -1,6 +1,25 @@
-"""Shared fixtures of fastnn's tests."""
+"""Shared fixtures of fastnn's tests, and the hypothesis profiles.
+
+The property tests run derandomized by default: each test draws the same examples on
+every run of the same commit, so the suite's verdict never depends on chance, and no
+example database is read (a failure found on one machine does not replay on another).
+To explore new examples while developing, select the ``explore`` profile:
+
+    FASTNN_HYPOTHESIS=explore python -m pytest tests/test_robustness.py
+    python -m pytest -m slow tests/test_robustness.py     # 10x the examples, same profile rule
+
+A failure found that way prints a ``@reproduce_failure`` blob and the example; add the
+example to the test (``@example``) before fixing it.
+"""
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("FASTNN_HYPOTHESIS", "ci"))
 
 
 @pytest.fixture(scope="session")

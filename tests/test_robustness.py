@@ -30,6 +30,18 @@ RTOL = {np.dtype("float32"): 2e-4, np.dtype("float64"): 1e-9}
 
 
 # -- arrays of every kind, and an independent statement of what the API accepts --------------------
+# The API's rule for scalars (NumPy's and scikit-learn's): a NumPy integer or float is taken
+# wherever a Python int or float is; bool is never a number. Every oracle below uses these two.
+def is_real(x):
+    """A real number the API takes as a float: int, float, NumPy integer or floating, not bool."""
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
+
+
+def is_int(x, lo=1):
+    """An integer >= ``lo`` the API takes as an int: int or NumPy integer, not bool."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) and x >= lo
+
+
 SPECIAL = [0.0, 1.0, -1.0, 0.5, 2.0, 1e30, -1e30, 1e-300, 65504.0, 1e300]
 DTYPES = ["int8", "int64", "uint8", "bool", "float16", "float32", "float64", "complex128", "object"]
 BAD_OBJECTS = ["1.5", None, 1j, [1.0], 10**400, b"1"]
@@ -194,14 +206,13 @@ def constructor_args(draw):
         output_size=pick([1, 2, 3]), loss_func=loss,
         activation=pick(["sigmoid", "tanh", "relu", "leaky_relu", "elu", "identity"], ["softmax", "gelu"]),
         output_activation=pick(outputs, ["identity", "sigmoid", "softmax", "tanh"]),
-        alpha=pick([None, 0.0, 0.1, 2.0, np.float32(0.5)], [-0.1, float("inf")]), init=pick(["normal", "glorot", "he"], ["zeros"]),
+        alpha=pick([None, 0.0, 0.1, 2.0, np.float32(0.5), np.int64(1)], [-0.1, float("inf"), np.int64(-1)]), init=pick(["normal", "glorot", "he"], ["zeros"]),
         dtype=pick(["float32", "float64", np.float32, np.float64, np.dtype("float32")], ["float16", "int64", "complex128", object]),
         seed=pick([None, 0, 7, 2**32 - 1], [-1, 2**32]),
     )
 
 
 def constructor_is_valid(a):
-    is_int = lambda x, lo=1: isinstance(x, (int, np.integer)) and not isinstance(x, bool) and x >= lo  # noqa: E731
     hidden = a["hidden_size"]
     hidden_ok = is_int(hidden) or (isinstance(hidden, (list, tuple)) and all(is_int(h) for h in hidden))
     loss = a["loss_func"]
@@ -210,8 +221,7 @@ def constructor_is_valid(a):
                "categorical_crossentropy": ("softmax",)}
     out_ok = isinstance(loss, str) and loss in allowed and (out is None or (isinstance(out, str) and out in allowed[loss]))
     alpha = a["alpha"]
-    alpha_ok = alpha is None or (isinstance(alpha, (int, float, np.floating)) and not isinstance(alpha, bool)
-                                 and np.isfinite(alpha) and alpha >= 0)
+    alpha_ok = alpha is None or (is_real(alpha) and np.isfinite(alpha) and alpha >= 0)
     dtype_ok = any(a["dtype"] is d or a["dtype"] == d for d in ("float32", "float64", np.float32, np.float64))
     seed = a["seed"]
     seed_ok = seed is None or (is_int(seed, 0) and seed < 2**32)
@@ -301,11 +311,12 @@ def test_predict(case):
 
 
 # -- backward ------------------------------------------------------------------------------------------------
-LR = st.sampled_from([0.1, 1.0, 1e-3, 0, -0.1, float("nan"), float("inf"), "0.1", None, True, np.float32(0.5)])
+LR = st.sampled_from([0.1, 1.0, 1e-3, 0, -0.1, float("nan"), float("inf"), "0.1", None, True, np.float32(0.5),
+                     np.int64(1), np.bool_(True)])
 
 
 def lr_ok(lr):
-    return isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool) and np.isfinite(lr) and lr > 0
+    return is_real(lr) and np.isfinite(lr) and lr > 0
 
 
 @st.composite
@@ -374,7 +385,8 @@ def train_case(draw):
     args, X, y, lr = draw(backward_case())
     extra = dict(
         epochs=draw(mostly(st.sampled_from([1, 2, 3, np.int64(2)]), st.sampled_from([0, -1, 1.0, True, None]))),
-        batch_size=draw(mostly(st.sampled_from([None, 1, 2, 3, 100]), st.sampled_from([0, -2, 2.5, "2"]))),
+        batch_size=draw(mostly(st.sampled_from([None, 1, 2, 3, 100, np.int64(2)]),
+                               st.sampled_from([0, -2, 2.5, "2", np.int64(0), np.float64(2.0)]))),
         optimizer=draw(mostly(st.sampled_from(["gd", "sgd", "momentum", "nesterov", "adam", fastnn.Adam(beta1=0.5),
                                                fastnn.SGD(momentum=0.5, nesterov=True)]),
                               st.sampled_from(["ADAM", None, 3, "rmsprop"]))),
@@ -391,8 +403,7 @@ def check_train(args, X, y, lr, extra, test, report_loss):
     n = len(numeric(X)) if valid_X(X, args["input_size"], model.dtype) else None
     e, b, opt = extra["epochs"], extra["batch_size"], extra["optimizer"]
     ok = (n is not None and lr_ok(lr) and valid_y(y, n, args["loss_func"], args["output_size"], model.dtype)
-          and test != "X only" and isinstance(e, (int, np.integer)) and not isinstance(e, bool) and e >= 1
-          and (b is None or (isinstance(b, int) and b >= 1))
+          and test != "X only" and is_int(e) and (b is None or is_int(b))
           and (opt in ("gd", "sgd", "momentum", "nesterov", "adam") or isinstance(opt, (fastnn.Adam, fastnn.SGD)))
           and report_loss in LOSSES)
     event("valid input" if ok else "invalid input")
