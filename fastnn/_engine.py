@@ -7,7 +7,7 @@ import contextlib
 
 import numpy as np
 
-from . import _dropout, _split, threads
+from . import _dropout, _precompile, _split, threads
 from ._fpu import flushing_subnormals
 from .kernels import epoch, losses, network, split
 
@@ -93,6 +93,7 @@ class KernelEngine:
     def workspace(net, batch_size, dropout=False, epoch_rows=None):
         """Scratch for ``batch_size``-row batches; ``epoch_rows``, the rows of an epoch,
         lets a full-batch epoch run on 2 cores (see ``should_split``)."""
+        _precompile.announce("tutorial", net.dtype)
         sizes = net.layer_sizes_array
         return Workspace(sizes, batch_size, net.dtype, dropout, should_split(sizes, batch_size, epoch_rows, dropout))
 
@@ -169,6 +170,7 @@ class KernelEngine:
     def predict(net, X, work=None):
         """Network output (n, output_size) for a validated X; split between cores when X
         is the test set of ``work``'s split training call."""
+        _precompile.announce("tutorial", net.dtype)
         if work is not None and work.helper is not None and X is work.test_X:
             h = work.helper
             with threads.serial_blas(), flushing_subnormals():

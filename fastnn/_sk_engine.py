@@ -7,7 +7,7 @@ Parameters are one flat buffer ``theta`` in the kernels' layout (W_0, b_0, W_1, 
 import numpy as np
 import scipy.sparse as sp
 
-from . import _dropout
+from . import _dropout, _precompile
 from ._fpu import flushing_subnormals
 from .kernels import codes, network, sk_epoch
 
@@ -109,6 +109,7 @@ class Workspace:
     """Scratch for batches (or chunks) of at most ``rows`` rows."""
 
     def __init__(self, spec, rows, dropout=False):
+        _precompile.announce("sklearn", spec.dtype)
         dt = spec.dtype
         self.rows = rows
         self.Xb = np.empty(rows * int(spec.sizes[0]), dtype=dt)
@@ -155,6 +156,7 @@ def loss_grad(spec, data, idx, theta, alpha, work):
 
 def predict(spec, theta, X):
     """Network output (n, n_outputs) for a validated X (dense or sparse), in chunks."""
+    _precompile.announce("sklearn", spec.dtype)
     n = X.shape[0]
     chunk = chunk_rows(spec, n)
     acts = np.empty(chunk * spec.width, dtype=spec.dtype)

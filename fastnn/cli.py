@@ -308,11 +308,55 @@ def cmd_info(args) -> int:
         where = f"{kernel_cache}" + ("" if writable else " (not writable: numba falls back to a per-user cache directory; set NUMBA_CACHE_DIR)")
     cached = len(list(kernel_cache.glob("*.nbi"))) if kernel_cache.exists() else 0
     rows.append(("kernel cache", f"{where} ({cached} cached functions next to the kernels)"))
+    from . import _precompile
+
+    for face in _precompile.FACES:
+        for dtype in _precompile.DTYPES:
+            state, reason = _precompile.status(face, dtype)
+            hint = f" (run `{_precompile.COMPILE_COMMAND}`)" if state == "compile" else ""
+            rows.append((f"kernels: {face} {dtype}", f"{state}: {reason}{hint}"))
     for env in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY"):
         rows.append((env, os.environ.get(env, "unset")))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+    return 0
+
+
+# -- compile --------------------------------------------------------------------------------
+def default_jobs() -> int:
+    """Compiling processes: one per core this process may use, at most one per dtype pair."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def cmd_compile(args) -> int:
+    from . import _precompile
+
+    start = time.perf_counter()
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    if args.check:
+        states = {(face, dtype): _precompile.status(face, dtype) for face in args.face for dtype in args.dtype}
+        for (face, dtype), (state, reason) in states.items():
+            log(f"fastnn: {face} {dtype}: {state}: {reason}")
+        if any(state != "ready" for state, _ in states.values()):
+            raise CLIError(f"some kernels are not compiled for this machine; run `{_precompile.COMPILE_COMMAND}`")
+        return 0
+    log(f"fastnn: compiling the kernels of {', '.join(args.face)} for {', '.join(args.dtype)} "
+        f"in {args.jobs} process(es); this takes tens of seconds, once per machine and numba version")
+    try:
+        _precompile.compile_kernels(args.face, args.dtype, jobs=args.jobs, log=log)
+    except RuntimeError as err:
+        raise CLIError(str(err)) from None
+    for face in args.face:
+        for dtype in args.dtype:
+            state, reason = _precompile.status(face, dtype)
+            if state != "ready":
+                raise CLIError(f"the {face} kernels for {dtype} are still not ready: {reason}")
+    log(f"fastnn: done in {time.perf_counter() - start:.1f} s; `fastnn info` shows the kernels' state")
     return 0
 
 
@@ -338,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     parser = _Parser(prog="fastnn", parents=[common],
-                     description="Fast dense neural networks on the CPU: demo, train, predict, bench, info.")
+                     description="Fast dense neural networks on the CPU: demo, train, predict, bench, compile, info.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", parents=[common], help="digits: fastnn vs the NumPy reference, side by side",
@@ -378,6 +422,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description=bench.__doc__.splitlines()[0])
     bench.add_arguments(p)
     p.set_defaults(func=bench.run)
+
+    p = sub.add_parser("compile", parents=[common], help="compile the kernels for this machine ahead of time",
+                       description="Compile fastnn's kernels into numba's cache, so that no fit compiles "
+                                   "(install does this already; run it after upgrading numba or Python, or "
+                                   "in a container image built elsewhere).")
+    p.add_argument("--dtype", nargs="+", choices=("float32", "float64"), default=["float32", "float64"],
+                   help="dtypes to compile (default both)")
+    p.add_argument("--face", nargs="+", choices=("tutorial", "sklearn"), default=["tutorial", "sklearn"],
+                   help="APIs to compile for (default both)")
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
+                   help="compiling processes (default: the cores available, at most 4)")
+    p.add_argument("--check", action="store_true",
+                   help="compile nothing: exit with status 1 unless every kernel asked for is compiled for this machine")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("info", parents=[common], help="versions, BLAS, threads and cache: for bug reports")
     p.add_argument("--no-threading-probe", action="store_true",

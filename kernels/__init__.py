@@ -17,6 +17,17 @@ def _package_digest() -> str:
     return h.hexdigest()
 
 
+def _cache_dir():
+    """The folder numba caches this package's kernels in (every kernel file shares it),
+    or None when caching is off (e.g. NUMBA_DISABLE_JIT)."""
+    from .epoch import train_epoch
+
+    try:
+        return Path(train_epoch._cache.cache_path)
+    except AttributeError:
+        return None
+
+
 def _drop_stale_cache() -> None:
     """Key the whole package's Numba cache on one digest of its sources.
 
@@ -25,11 +36,8 @@ def _drop_stale_cache() -> None:
     network.forward_layers would go on running the old activation. So when any
     kernel source changes, every cache file of this package is dropped once.
     """
-    from .epoch import train_epoch
-
-    try:
-        cache_dir = Path(train_epoch._cache._cache_path)
-    except AttributeError:  # caching disabled (e.g. NUMBA_DISABLE_JIT)
+    cache_dir = _cache_dir()
+    if cache_dir is None:
         return
     stamp = cache_dir / "fastnn-kernels.sha256"
     digest = _package_digest()

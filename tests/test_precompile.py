@@ -1,0 +1,169 @@
+"""Kernels compiled ahead of time: `fastnn compile`, the cache status, the fallback.
+
+Each test that needs a cold compile runs it in a child process with a private
+NUMBA_CACHE_DIR, so the suite's own kernels (and their cache) are never touched. The
+scikit-learn face is the one compiled (the smaller of the two: ~10 s per dtype cold).
+"""
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numba
+import pytest
+
+import fastnn
+from fastnn import _precompile
+
+ROOT = Path(fastnn.__file__).resolve().parent.parent
+
+# A child's fit: a few epochs of the scikit-learn face per dtype; prints the final weights
+# (exactly, as hex) and what numba did for the entry kernel (cache hits and misses).
+FIT = """
+import json, sys, warnings
+import numpy as np
+from fastnn import MLPClassifier
+from fastnn._precompile import CompileWarning
+from fastnn.kernels import sk_epoch
+rng = np.random.default_rng(0)
+X = rng.random((120, 6)); y = rng.integers(0, 3, 120)
+out = {"warnings": [], "weights": {}}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for dtype in sys.argv[1:]:
+        clf = MLPClassifier((7,), max_iter=5, random_state=0).fit(X.astype(dtype), y)
+        out["weights"][dtype] = [float(w).hex() for c in clf.coefs_ for w in c.ravel()]
+out["warnings"] = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
+out["hits"] = sum(sk_epoch.sk_train_epoch.stats.cache_hits.values())
+out["misses"] = sum(sk_epoch.sk_train_epoch.stats.cache_misses.values())
+print(json.dumps(out))
+"""
+
+
+def run(args, cache_dir, cwd=None, **env):
+    env = {**_clean_env(), "NUMBA_CACHE_DIR": str(cache_dir), **env}
+    result = subprocess.run([sys.executable, *args], env=env, cwd=cwd or ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _clean_env():
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_")}
+
+
+def fit(cache_dir, *dtypes):
+    return json.loads(run(["-c", FIT, *dtypes], cache_dir).stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """A cache filled by `fastnn compile` (two processes, merged), and its folder."""
+    cache_dir = tmp_path_factory.mktemp("compiled")
+    result = run(["-m", "fastnn", "compile", "--face", "sklearn", "--dtype", "float32", "float64", "--jobs", "2"],
+                 cache_dir)
+    assert "compiled the sklearn kernels for float32" in result.stderr
+    assert "compiled the sklearn kernels for float64" in result.stderr
+    folder, = cache_dir.iterdir()  # numba's per-source-folder subfolder
+    return cache_dir, folder
+
+
+def test_compiled_kernels_load_without_compiling_and_equal_the_jit_bitwise(compiled, tmp_path):
+    cache_dir, _ = compiled
+    loaded = fit(cache_dir, "float32", "float64")
+    assert loaded["warnings"] == [] and loaded["misses"] == 0 and loaded["hits"] == 2
+    # A process with an empty cache compiles at its first fit, and says so once per dtype.
+    jit = fit(tmp_path, "float32", "float64")
+    assert jit["misses"] == 2 and len(jit["warnings"]) == 2
+    for message in jit["warnings"]:
+        assert "compiling its sklearn kernels" in message and "no compiled" in message
+        assert "fastnn compile" in message
+    assert jit["weights"] == loaded["weights"]  # exactly: same bits from the JIT and from the cache
+
+
+def test_merging_keeps_every_entry_once(compiled, tmp_path):
+    _, folder = compiled
+    indexes = sorted(folder.glob("*.nbi"))
+    first = _precompile.merge_caches(indexes, tmp_path)
+    again = _precompile.merge_caches(indexes, tmp_path)
+    assert first == again == len(indexes)
+    for index in indexes:
+        with open(index, "rb") as f:
+            pickle.load(f)
+            _, source = pickle.loads(f.read())
+        with open(tmp_path / index.name, "rb") as f:
+            assert pickle.load(f) == numba.__version__
+            _, merged = pickle.loads(f.read())
+        assert set(merged) == set(source) and len(set(merged.values())) == len(merged)
+        for name in merged.values():
+            assert (tmp_path / name).is_file()
+
+
+@pytest.fixture
+def installed_copy(compiled, tmp_path):
+    """fastnn laid out as installed (kernels inside the package) with the compiled cache
+    next to its kernels, as a wheel built by setup.py ships it."""
+    _, folder = compiled
+    package = tmp_path / "fastnn"
+    shutil.copytree(ROOT / "fastnn", package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "kernels", package / "kernels", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(folder, package / "kernels" / "__pycache__")
+    return tmp_path
+
+
+STATUS = ("import json, sys; sys.path.insert(0, '.'); from fastnn import _precompile as p; "
+          "print(json.dumps(p.status('sklearn', 'float64')))")
+
+
+def status_of(copy):
+    import os
+
+    env = {k: v for k, v in _clean_env().items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", STATUS], cwd=copy, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_copied_install_finds_its_cache_and_an_edit_invalidates_it(installed_copy):
+    state, reason = status_of(installed_copy)
+    assert state == "ready" and str(installed_copy / "fastnn" / "kernels" / "__pycache__") in reason
+    network = installed_copy / "fastnn" / "kernels" / "network.py"
+    network.write_text(network.read_text() + "\n# an edit\n")
+    state, reason = status_of(installed_copy)
+    assert state == "compile" and "no compiled sk_train_epoch" in reason  # the stale cache was dropped
+
+
+def test_a_cache_from_another_numba_is_not_used_and_named(installed_copy):
+    index = next((installed_copy / "fastnn" / "kernels" / "__pycache__").glob("sk_epoch.sk_train_epoch-*.nbi"))
+    with open(index, "rb") as f:
+        pickle.load(f)
+        rest = f.read()
+    with open(index, "wb") as f:
+        pickle.dump("0.1.0", f)
+        f.write(rest)
+    state, reason = status_of(installed_copy)
+    assert state == "compile" and "written by numba 0.1.0" in reason and numba.__version__ in reason
+
+
+def test_disabled_jit_is_reported_and_warned_once(monkeypatch):
+    monkeypatch.setattr(numba.core.config, "DISABLE_JIT", True)
+    state, reason = _precompile.status("tutorial", "float32")
+    assert state == "interpreted" and "NUMBA_DISABLE_JIT" in reason
+    monkeypatch.setattr(_precompile, "_announced", set())
+    with pytest.warns(_precompile.CompileWarning, match="NUMBA_DISABLE_JIT"):
+        _precompile.announce("tutorial", "float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _precompile.announce("tutorial", "float32")  # once per face and dtype
+
+
+def test_compile_command_rejects_bad_arguments():
+    result = subprocess.run([sys.executable, "-m", "fastnn", "compile", "--dtype", "float16"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 2 and "invalid choice: 'float16'" in result.stderr
