@@ -10,6 +10,7 @@ if _util.find_spec(__name__ + ".kernels") is None:  # first: every module below 
 
     raise kernels_missing_error(__path__[0])
 
+from ._precompile import CompileWarning
 from .errors import DivergenceError, ModelFileError
 from .network import NeuralNetwork
 from .optimizers import SGD, Adam
@@ -23,7 +24,7 @@ from .io import load_checkpoint, load_model, save_checkpoint, save_model
 load, save = load_model, save_model
 
 __version__ = "0.1.0"
-__all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "__version__",
+__all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "CompileWarning", "__version__",
            "ModelFileError", "save", "load", "save_model", "load_model", "save_checkpoint", "load_checkpoint",
            "MLPClassifier", "MLPRegressor", "Callback", "EarlyStopping", "LambdaCallback", "ModelCheckpoint",
            "History", "plot_history", "set_num_threads", "get_num_threads", "Constant", "ExponentialDecay", "InverseScaling", "ReduceLROnPlateau", "StepDecay"]
