@@ -40,9 +40,10 @@ def check_float(name, value, low=0.0, high=np.inf, low_open=True, high_open=Fals
 
 
 def check_dtype(dtype):
+    # A name, a scalar type or a dtype. np.dtype(None) is float64 and np.dtype(np.float64(2.0))
+    # reads a number's type: neither is a dtype the user meant, so both are rejected.
     try:
-        # np.dtype(None) is float64: None is rejected, not read as a default.
-        dt = None if dtype is None else np.dtype(dtype)
+        dt = np.dtype(dtype) if isinstance(dtype, (str, type, np.dtype)) else None
     except TypeError:
         dt = None
     if dt is None or dt.name not in ("float32", "float64"):

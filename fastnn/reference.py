@@ -42,7 +42,10 @@ def activate(Z, code, alpha):
     if code == codes.SIGMOID:
         return sigmoid(Z)
     if code == codes.TANH:
-        return np.tanh(Z)
+        # Correctly rounded: NumPy's float32 tanh can be an ulp off (tanh(-9.206) is
+        # -0.99999994, not -1), and near +-1 that last bit decides whether the derivative
+        # 1 - a^2 is 0 or 1.2e-7, which training can amplify (Adam, large deltas).
+        return np.tanh(Z.astype(np.float64)).astype(Z.dtype) if Z.dtype == np.float32 else np.tanh(Z)
     if code == codes.RELU:
         return np.maximum(Z, 0)
     if code == codes.LEAKY_RELU:

@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import fastnn
@@ -207,7 +207,8 @@ def constructor_args(draw):
         activation=pick(["sigmoid", "tanh", "relu", "leaky_relu", "elu", "identity"], ["softmax", "gelu"]),
         output_activation=pick(outputs, ["identity", "sigmoid", "softmax", "tanh"]),
         alpha=pick([None, 0.0, 0.1, 2.0, np.float32(0.5), np.int64(1)], [-0.1, float("inf"), np.int64(-1)]), init=pick(["normal", "glorot", "he"], ["zeros"]),
-        dtype=pick(["float32", "float64", np.float32, np.float64, np.dtype("float32")], ["float16", "int64", "complex128", object]),
+        dtype=pick(["float32", "float64", np.float32, np.float64, np.dtype("float32"), float],
+                   ["float16", "int64", "complex128", object, np.float32(1.0)]),
         seed=pick([None, 0, 7, 2**32 - 1], [-1, 2**32]),
     )
 
@@ -222,7 +223,9 @@ def constructor_is_valid(a):
     out_ok = isinstance(loss, str) and loss in allowed and (out is None or (isinstance(out, str) and out in allowed[loss]))
     alpha = a["alpha"]
     alpha_ok = alpha is None or (is_real(alpha) and np.isfinite(alpha) and alpha >= 0)
-    dtype_ok = any(a["dtype"] is d or a["dtype"] == d for d in ("float32", "float64", np.float32, np.float64))
+    # A name, a NumPy scalar type, a dtype, or Python's float (float64); never a number.
+    dtype_ok = any(a["dtype"] is d or isinstance(a["dtype"], (str, np.dtype)) and a["dtype"] == d
+                   for d in ("float32", "float64", np.float32, np.float64, float))
     seed = a["seed"]
     seed_ok = seed is None or (is_int(seed, 0) and seed < 2**32)
     return all([is_int(a["input_size"]), hidden_ok, is_int(a["output_size"]), out_ok, alpha_ok, dtype_ok, seed_ok,
@@ -258,6 +261,10 @@ def check_constructor(a):
 
 @FAST
 @given(constructor_args())
+@example(dict(input_size=3, hidden_size=1, output_size=1, loss_func="mse", activation="sigmoid",  # np.int64 alpha
+              output_activation=None, alpha=np.int64(3), init="normal", dtype="float32", seed=None))
+@example(dict(input_size=1, hidden_size=1, output_size=1, loss_func="mse", activation="sigmoid",  # a number as dtype
+              output_activation=None, alpha=None, init="normal", dtype=np.float64(2.0), seed=None))
 def test_constructor(a):
     check_constructor(a)
 
@@ -432,6 +439,16 @@ def check_train(args, X, y, lr, extra, test, report_loss):
 
 @FAST
 @given(train_case())
+@example((  # a float32 tanh unit saturated to -1 (NumPy's float32 tanh said -0.99999994), then Adam
+    dict(input_size=2, hidden_size=3, output_size=3, loss_func="mse", activation="tanh", output_activation="identity",
+         dtype="float32", seed=1, init="normal"),
+    np.array([[0, 0], [0, 0], [0, 4]], dtype=np.int8), np.zeros((3, 3)), 0.1,
+    dict(epochs=1, batch_size=None, optimizer="adam", shuffle=False), "none", "mse"))
+@example((  # the same with plain gradient steps of lr 1 and large deltas
+    dict(input_size=3, hidden_size=2, output_size=2, loss_func="mse", activation="tanh", output_activation="identity",
+         dtype="float32", seed=10883, init="normal"),
+    np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0], [0, 0, 0], [0, 1, 0]], dtype=np.int8), np.zeros((5, 2)), 1.0,
+    dict(epochs=2, batch_size=1, optimizer="gd", shuffle=True), "none", "mse"))
 def test_train(case):
     check_train(*case)
 
