@@ -37,9 +37,13 @@ def _blas():
     global _controller
     with _lock:
         if _controller is None:
+            # SciPy's BLAS, which np.dot in @njit calls, must be loaded before threadpoolctl
+            # looks: Numba loads it only at the first matrix product a kernel runs, and a
+            # controller made before that never limited it (FASTNN_NUM_THREADS=1 left it
+            # two threads, and on a busy machine its spinning worker made the tutorial's
+            # script 6x slower).
+            import scipy.linalg.cython_blas  # noqa: F401
             from threadpoolctl import ThreadpoolController
-
-            from .kernels import epoch  # noqa: F401  (loads SciPy's BLAS, which np.dot in @njit calls)
 
             _controller = ThreadpoolController().select(user_api="blas")
         return _controller

@@ -162,3 +162,41 @@ def test_small_steps_train_on_one_blas_thread_and_restore_the_count(monkeypatch)
     )
     assert threads_in_epochs == [1, 1]
     assert fastnn.get_num_threads() == before
+
+
+# A fresh process (SciPy's BLAS not loaded yet, as in a script that imports only fastnn):
+# every BLAS library's thread count, SciPy's included (Numba's np.dot calls it), as seen
+# by threadpoolctl itself rather than through fastnn's own controller.
+FRESH_PROCESS_THREADS = """
+import json, numpy as np, threadpoolctl
+import fastnn
+
+def counts():
+    return sorted((("scipy" if "scipy" in lib["filepath"] else "numpy"), lib["num_threads"])
+                  for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((100, 8)), rng.integers(0, 3, 100)
+nn = fastnn.NeuralNetwork(8, 16, 3, "categorical_crossentropy", seed=0)
+during = []
+probe = type("Probe", (), {"on_epoch_end": lambda self, e, logs: during.append(counts())})()
+fastnn.Trainer(nn, "categorical_crossentropy").train(X, y, None, None, 2, 0.1, batch_size=10, callbacks=[probe])
+print(json.dumps({"during": during, "after": counts()}))
+"""
+
+
+@pytest.mark.parametrize("setting", [None, "1"])
+def test_thread_settings_reach_scipys_blas_from_the_first_call(setting):
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "FASTNN_NUM_THREADS"}
+    if setting:
+        env["FASTNN_NUM_THREADS"] = setting
+    out = subprocess.run([sys.executable, "-c", FRESH_PROCESS_THREADS], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    seen = json.loads(out)
+    for counts in seen["during"]:  # small steps: one BLAS thread in every library, SciPy's too
+        assert ["scipy", 1] in counts and all(n == 1 for _, n in counts), seen
+    if setting:  # FASTNN_NUM_THREADS holds after training too
+        assert all(n == 1 for _, n in seen["after"]), seen
