@@ -3,7 +3,7 @@
 Everything about the package is in pyproject.toml; this file only adds to setuptools'
 ``build_py`` a step that runs ``python -m fastnn compile`` on the files being installed,
 so numba's cache of compiled kernels ships inside the install and the user's first fit
-loads them instead of compiling (``fastnn/_precompile.py`` explains the mechanism).
+loads them instead of compiling (``fastnn/_core/precompile.py`` explains the mechanism).
 
 - A regular install (``pip install .``): the kernels are compiled in the build folder,
   and their cache goes into the wheel with them.

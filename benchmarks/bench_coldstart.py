@@ -74,9 +74,9 @@ class FirstFit:
     def setup(self, dtype, numba_cache):
         fix_threads()
         if numba_cache == "cache":
-            from fastnn import _precompile
+            from fastnn._app.compile import warm
 
-            _precompile.warm("sklearn", dtype)  # fills the on-disk cache if it is not yet
+            warm("sklearn", dtype)  # fills the on-disk cache if it is not yet
 
     def timeraw_first_fit(self, dtype, numba_cache):
         return FIT_STMT.format(dtype=dtype), EMPTY_CACHE if numba_cache == "compile" else ""

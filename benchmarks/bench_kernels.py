@@ -92,7 +92,7 @@ class NetworkPass:
         if implementation == "fastnn":
             from fastnn.kernels.network import forward_layers, loss_and_gradient
 
-            # The engine's work buffers (fastnn._engine.Workspace) for this batch size.
+            # The engine's work buffers (fastnn._core.engine.Workspace) for this batch size.
             n_act = batch_size * (width + CLASSES)
             acts, deltas = np.empty(n_act, dtype=dtype), np.empty(n_act, dtype=dtype)
             grad = np.empty_like(net.params)
@@ -134,7 +134,7 @@ class AdamUpdate:
         optimizer = Adam()
         self.state = OptimizerState(optimizer, self.theta.size, net.dtype)
         if implementation == "fastnn":
-            from fastnn._engine import hyperparameters
+            from fastnn._core.engine import hyperparameters
             from fastnn.kernels.optimizers import update
 
             mu, beta1, beta2, eps = hyperparameters(optimizer)

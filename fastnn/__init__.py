@@ -6,16 +6,16 @@ tutorial's classes; ``fastnn.reference`` holds the same API in plain NumPy.
 import importlib.util as _util
 
 if _util.find_spec(__name__ + ".kernels") is None:  # first: every module below needs the kernels
-    from ._source_tree import kernels_missing_error
+    from ._core.source_tree import kernels_missing_error
 
     raise kernels_missing_error(__path__[0])
 
-from ._precompile import CompileWarning
+from ._core.precompile import CompileWarning
 from .errors import DivergenceError, ModelFileError
 from .network import NeuralNetwork
 from .optimizers import SGD, Adam
 from .trainer import Trainer
-from .threads import get_num_threads, set_num_threads
+from ._core.threads import get_num_threads, set_num_threads
 from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from .history import History, plot_history
 from .schedules import Constant, ExponentialDecay, InverseScaling, ReduceLROnPlateau, StepDecay

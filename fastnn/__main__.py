@@ -1,10 +1,10 @@
-"""``python -m fastnn`` and the ``fastnn`` console script: see ``fastnn.cli``."""
+"""``python -m fastnn`` and the ``fastnn`` console script: see ``fastnn._app.cli``."""
 import sys
 
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit status (0 on success)."""
-    from .cli import main as cli_main
+    from ._app.cli import main as cli_main
 
     return cli_main(argv)
 

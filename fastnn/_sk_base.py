@@ -17,8 +17,8 @@ from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from . import _dropout, threads
-from . import _sk_engine as engine
+from ._core import dropout as _dropout, threads
+from ._core import sk_engine as engine
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from ._validation import check_float, check_int
+from ._core.validation import check_float, check_int
 
 
 class Callback:

@@ -4,10 +4,10 @@ import numbers
 
 import numpy as np
 
-from . import _dropout, _tables
-from ._engine import KernelEngine
+from ._core import dropout as _dropout, tables as _tables
+from ._core.engine import KernelEngine
 from .errors import DivergenceError
-from ._validation import check_X, check_choice, check_dtype, check_float, check_int, check_y
+from ._core.validation import check_X, check_choice, check_dtype, check_float, check_int, check_y
 from .optimizers import SGD, OptimizerState
 
 

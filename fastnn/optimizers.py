@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import check_float
+from ._core.validation import check_float
 from .kernels import codes
 
 

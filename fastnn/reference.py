@@ -14,7 +14,7 @@ import contextlib
 
 import numpy as np
 
-from . import _dropout
+from ._core import dropout as _dropout
 from . import network as _network
 from . import trainer as _trainer
 from .kernels import codes
@@ -176,7 +176,7 @@ def count_correct(A, Y, kind):
 
 
 class NumpyEngine:
-    """The engine interface of ``fastnn._engine.KernelEngine``, in plain NumPy."""
+    """The engine interface of ``fastnn._core.engine.KernelEngine``, in plain NumPy."""
 
     name = "reference"
 

@@ -10,7 +10,7 @@ continues across ``train`` calls (and across one-epoch calls in a loop).
 from dataclasses import dataclass
 import math
 
-from ._validation import check_float, check_int
+from ._core.validation import check_float, check_int
 
 
 class Schedule:

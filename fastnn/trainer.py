@@ -9,9 +9,9 @@ import time
 
 import numpy as np
 
-from . import _dropout, _tables
+from ._core import dropout as _dropout, tables as _tables
 from . import schedules as _schedules
-from ._validation import check_X, check_choice, check_float, check_int, check_y
+from ._core.validation import check_X, check_choice, check_float, check_int, check_y
 from .errors import DivergenceError
 from .history import History
 from .optimizers import OptimizerState, resolve

@@ -16,7 +16,7 @@ deterministic. The explicit flushes elsewhere (``vmath.flush``: sigmoid and soft
 outputs, output deltas, optimizer moments) stay: the reference mirrors those, and they
 hold on machines without these modes.
 
-The modes are a per-thread CPU setting. ``fastnn._fpu.flushing_subnormals`` sets them
+The modes are a per-thread CPU setting. ``fastnn._core.fpu.flushing_subnormals`` sets them
 around each kernel call from Python and always puts the caller's mode back (a kernel
 cannot run a ``finally``); on other architectures these functions do nothing.
 """

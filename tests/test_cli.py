@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from fastnn import cli
+from fastnn._app import cli
 
 TIMEOUT = 180
 
@@ -231,7 +231,7 @@ def test_bench_smallest_scale(tmp_path):
 
 
 def test_bench_flop_count():
-    from fastnn import bench
+    from fastnn._app import bench
 
     w = bench.workloads(1.0, ["M"])[0]
     # Per step: forward and weight-gradient GEMMs for every layer, input gradients from the second on.
@@ -261,7 +261,7 @@ def test_bench_reports_peak_rss(tmp_path):
 
 
 def test_bench_rss_bound():
-    from fastnn import bench
+    from fastnn._app import bench
 
     w = bench.Workload("T", 100, (3, 4, 2), 8)
     # dataset 100 x (3 + 2), parameters 3*4+4 + 4*2+2 = 26, one batch's activations 8 x (4 + 2) = 48
@@ -273,7 +273,7 @@ def test_bench_rss_bound():
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="no /proc/self/statm")
 def test_bench_peak_rss_sees_a_freed_peak():
-    from fastnn import bench
+    from fastnn._app import bench
 
     with bench.PeakRSS() as rss:
         a = np.ones(8 * 2**20)  # 64 MiB, above glibc's largest mmap threshold: fresh pages, unmapped on del
@@ -283,7 +283,7 @@ def test_bench_peak_rss_sees_a_freed_peak():
 
 
 def test_bench_peak_rss_unavailable_without_proc(monkeypatch, tmp_path):
-    from fastnn import bench
+    from fastnn._app import bench
 
     monkeypatch.setattr(bench, "STATM", str(tmp_path / "no-statm"))
     with bench.PeakRSS() as rss:

@@ -129,7 +129,7 @@ def test_set_num_threads_limits_blas_and_rejects_bad_values():
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 2 epochs on purpose
 def test_small_steps_train_on_one_blas_thread_and_restore_the_count(monkeypatch):
-    from fastnn import _sk_engine, threads
+    from fastnn._core import sk_engine as _sk_engine, threads
 
     before = fastnn.get_num_threads()
     with threads.blas_for_step(threads.SMALL_STEP_MACS - 1):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn._fpu import flushing_subnormals, run_flushing_subnormals
+from fastnn._core.fpu import flushing_subnormals, run_flushing_subnormals
 from fastnn.kernels import fpu
 from fastnn.sklearn import MLPClassifier
 

@@ -1,6 +1,6 @@
 """Every kernel in ``kernels/`` against the NumPy reference (``fastnn.reference``).
 
-The kernels are called exactly as ``fastnn._engine`` calls them (C-contiguous float
+The kernels are called exactly as ``fastnn._core.engine`` calls them (C-contiguous float
 arrays, int64 size/code arrays, Python ints and floats for scalars), so these tests
 reuse the signatures that training compiles and cost no extra compilation.
 
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from fastnn import NeuralNetwork, Trainer, reference
-from fastnn._engine import KernelEngine
+from fastnn._core.engine import KernelEngine
 from fastnn.kernels import activations, codes, dense, losses, network, optimizers
 from fastnn.optimizers import SGD, Adam, OptimizerState
 
@@ -46,7 +46,7 @@ HIDDEN_CODES = [codes.IDENTITY, codes.SIGMOID, codes.TANH, codes.RELU, codes.LEA
 ALL_CODES = HIDDEN_CODES + [codes.SOFTMAX]
 # Non-default alphas, so that a kernel ignoring alpha (or using the default) shows.
 ALPHA = {codes.LEAKY_RELU: 0.1, codes.ELU: 0.7}
-# Every (loss, output activation) pair the API allows (fastnn._tables.ALLOWED_OUTPUTS).
+# Every (loss, output activation) pair the API allows (fastnn._core.tables.ALLOWED_OUTPUTS).
 LOSS_PAIRS = [
     (codes.MSE, codes.IDENTITY),
     (codes.MSE, codes.SIGMOID),

@@ -16,7 +16,8 @@ import numba
 import pytest
 
 import fastnn
-from fastnn import _precompile
+from fastnn._app.compile import merge_caches
+from fastnn._core import precompile as _precompile
 
 ROOT = Path(fastnn.__file__).resolve().parent.parent
 
@@ -26,7 +27,7 @@ FIT = """
 import json, sys, warnings
 import numpy as np
 from fastnn import MLPClassifier
-from fastnn._precompile import CompileWarning
+from fastnn._core.precompile import CompileWarning
 from fastnn.kernels import sk_epoch
 rng = np.random.default_rng(0)
 X = rng.random((120, 6)); y = rng.integers(0, 3, 120)
@@ -89,8 +90,8 @@ def test_compiled_kernels_load_without_compiling_and_equal_the_jit_bitwise(compi
 def test_merging_keeps_every_entry_once(compiled, tmp_path):
     _, folder = compiled
     indexes = sorted(folder.glob("*.nbi"))
-    first = _precompile.merge_caches(indexes, tmp_path)
-    again = _precompile.merge_caches(indexes, tmp_path)
+    first = merge_caches(indexes, tmp_path)
+    again = merge_caches(indexes, tmp_path)
     assert first == again == len(indexes)
     for index in indexes:
         with open(index, "rb") as f:
@@ -116,13 +117,11 @@ def installed_copy(compiled, tmp_path):
     return tmp_path
 
 
-STATUS = ("import json, sys; sys.path.insert(0, '.'); from fastnn import _precompile as p; "
+STATUS = ("import json, sys; sys.path.insert(0, '.'); from fastnn._core import precompile as p; "
           "print(json.dumps(p.status('sklearn', 'float64')))")
 
 
 def status_of(copy):
-    import os
-
     env = {k: v for k, v in _clean_env().items() if k != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", STATUS], cwd=copy, env=env, capture_output=True, text=True,
                             timeout=120)

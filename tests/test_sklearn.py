@@ -21,8 +21,8 @@ from sklearn.preprocessing import LabelBinarizer, StandardScaler
 from sklearn.utils import check_random_state
 
 import fastnn
-from fastnn import _dropout
-from fastnn import _sk_engine as engine
+from fastnn._core import dropout as _dropout
+from fastnn._core import sk_engine as engine
 from fastnn.sklearn import MLPClassifier, MLPRegressor
 
 RNG = np.random.RandomState(0)

@@ -1,4 +1,4 @@
-"""Full-batch epochs split between two cores (fastnn.kernels.split, fastnn._split): same
+"""Full-batch epochs split between two cores (fastnn.kernels.split, fastnn._core.split): same
 answers as the reference and as one core, the same bits from any thread, safe with
 threads and fork."""
 import multiprocessing
@@ -11,7 +11,7 @@ import pytest
 import fastnn
 from fastnn import reference
 from fastnn.optimizers import SGD, OptimizerState
-from fastnn._engine import KernelEngine, should_split
+from fastnn._core.engine import KernelEngine, should_split
 from fastnn.kernels import codes, losses, split
 from test_kernels import NETS, TOL, as_float64, check, data_for, make_net
 
@@ -174,7 +174,7 @@ def test_a_forked_child_trains_split_with_its_own_helper(digits, two_cores):
 def test_an_interrupted_start_still_stops_the_helper(monkeypatch):
     # Ctrl-C while the helper compiles (a cold start takes seconds): the caller gets the
     # KeyboardInterrupt and the helper, once up, is stopped rather than left waiting.
-    from fastnn import _split
+    from fastnn._core import split as _split
 
     def fake_split_run(role, ctrl, results, *args):  # the helper's side of the protocol, slowly
         time.sleep(0.2)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _dropout, reference
+from fastnn import reference
+from fastnn._core import dropout as _dropout
 from fastnn.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from fastnn.kernels import epoch, optimizers
 from fastnn.kernels.codes import ADAM

@@ -7,9 +7,9 @@ Parameters are one flat buffer ``theta`` in the kernels' layout (W_0, b_0, W_1, 
 import numpy as np
 import scipy.sparse as sp
 
-from . import _dropout, _precompile
-from ._fpu import flushing_subnormals
-from .kernels import codes, network, sk_epoch
+from . import dropout as _dropout, precompile as _precompile
+from .fpu import flushing_subnormals
+from ..kernels import codes, network, sk_epoch
 
 HIDDEN_ACTIVATIONS = {
     "identity": codes.IDENTITY,

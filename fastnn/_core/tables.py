@@ -1,5 +1,5 @@
 """Names users type -> the integer codes the kernels take. One table per idea."""
-from .kernels import codes
+from ..kernels import codes
 
 ACTIVATIONS = {
     "identity": codes.IDENTITY,

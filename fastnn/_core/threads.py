@@ -8,7 +8,7 @@ fastnn's threads do two kinds of work, chosen by problem size:
   thread for the training call: there its second thread costs more than it gains.
 - For a full-batch epoch (one step per epoch, as in the tutorial), fastnn splits the
   batch's rows between the calling thread and a helper thread instead
-  (``fastnn.kernels.split``, ``fastnn._split``), with BLAS held to one thread for
+  (``fastnn.kernels.split``, ``fastnn._core.split``), with BLAS held to one thread for
   the whole training call (``serial_blas``): small GEMMs gain little from BLAS
   threads, and the element-wise passes get both cores too.
 By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``). The
@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from ._validation import check_int
+from .validation import check_int
 
 _lock = threading.Lock()
 _controller = None

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from .cli import add_training_arguments, default_init
+from .args import add_training_arguments, default_init
 
 WARMUP_ROWS = 64
 
@@ -99,7 +99,7 @@ def _plot(results, path):
 
 def run(args) -> int:
     import fastnn
-    from . import reference
+    from .. import reference
 
     # Cast once, outside the timed fits (Trainer.train would convert float64 data every epoch).
     data = [a.astype(args.dtype) if a.dtype.kind == "f" else a for a in load_data()]

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from ._fpu import run_flushing_subnormals
-from .kernels import split
+from .fpu import run_flushing_subnormals
+from ..kernels import split
 
 
 class BlockHelper:

@@ -4,7 +4,7 @@ The mode is a per-thread CPU setting. Kernels are called inside ``flushing_subno
 which sets it for the call and puts the caller's mode back afterwards, even when the
 call raises: NumPy code around them (and a user's callbacks) keeps IEEE subnormals.
 """
-from .kernels import fpu
+from ..kernels import fpu
 
 
 class _FlushingSubnormals:

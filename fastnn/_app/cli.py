@@ -1,4 +1,4 @@
-"""The command line: ``fastnn demo | train | predict | bench | info``.
+"""The command line: ``fastnn demo | train | predict | bench | compile | info``.
 
 Bad files and arguments end with one line on stderr, ``fastnn: error: ...``, and a
 non-zero exit status (2 for usage errors, 1 for everything else); ``--debug`` shows
@@ -6,7 +6,7 @@ the traceback instead.
 
 A model saved by ``train --save`` is written by ``fastnn.io.save_model`` with the
 command line's own data (task, feature names, scaler, class labels, target scaling)
-as its metadata. Tables are read by ``fastnn.tabular``.
+as its metadata. Tables are read by ``fastnn._app.tabular``.
 """
 import argparse
 import csv
@@ -17,85 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from .args import CLIError, Parser, add_training_arguments, default_init, fraction, positive_int
 from .tabular import check_file, read_table, target_kind
 
 MODEL_FORMAT = "fastnn-cli-model"
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid", "identity")
-OPTIMIZERS = ("adam", "sgd", "momentum", "nesterov", "gd")
-
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 1."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit status 2)."""
-
-    def error(self, message):
-        sub = self.prog.split(" ", 1)[1] if " " in self.prog else ""
-        hint = f" (see 'fastnn {sub + ' ' if sub else ''}--help')"
-        self.exit(2, f"fastnn: error: {message}{hint}\n")
-
-
-# -- argument types shared with fastnn.demo -----------------------------------------------
-def hidden_sizes(text: str) -> list[int]:
-    """'256,128' -> [256, 128]: comma-separated positive integers."""
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        sizes = []
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers such as 256,128; got {text!r}")
-    return sizes
-
-
-def _argument(text, convert, valid, expected):
-    """``convert(text)`` when it parses and is ``valid``, else argparse's error naming
-    what was ``expected``."""
-    try:
-        value = convert(text)
-    except ValueError:
-        value = None
-    if value is None or not valid(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    return _argument(text, int, lambda v: v >= 1, "a positive integer")
-
-
-def positive_float(text: str) -> float:
-    return _argument(text, float, lambda v: np.isfinite(v) and v > 0, "a positive number")
-
-
-def fraction(text: str) -> float:
-    return _argument(text, float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-
-
-def default_init(activation: str) -> str:
-    """He-normal for the ReLU family, Glorot otherwise (the usual pairing)."""
-    return "he" if activation in ("relu", "leaky_relu", "elu") else "glorot"
-
-
-def add_training_arguments(p, *, hidden="64,64", epochs=50, batch_size=32, lr=1e-3, dtype="float32"):
-    p.add_argument("--hidden", type=hidden_sizes, default=hidden_sizes(hidden), metavar="N[,N...]",
-                   help=f"hidden layer widths, comma-separated (default {hidden})")
-    p.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="hidden activation (default relu)")
-    p.add_argument("--init", choices=("auto", "normal", "glorot", "he"), default="auto",
-                   help="weight initialisation (default auto: he for the ReLU family, glorot otherwise)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="default adam")
-    p.add_argument("--epochs", type=positive_int, default=epochs, help=f"default {epochs}")
-    p.add_argument("--batch-size", type=positive_int, default=batch_size, help=f"default {batch_size}")
-    p.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default {lr:g})")
-    p.add_argument("--dtype", choices=("float32", "float64"), default=dtype, help=f"default {dtype}")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, split and shuffling (default 0)")
 
 
 # -- reading tables --------------------------------------------------------------------------
 def save_model(model, path: str, metadata: dict) -> str:
     """Writes the network and the command line's metadata (scaler, labels, feature names)."""
-    from .io import save_model as save
+    from ..io import save_model as save
 
     save(model, path, metadata=metadata)
     return path
@@ -103,8 +34,8 @@ def save_model(model, path: str, metadata: dict) -> str:
 
 def load_model(path: str):
     """(model, metadata) from a file written by ``fastnn train --save``."""
-    from .errors import ModelFileError
-    from .io import load_model as load
+    from ..errors import ModelFileError
+    from ..io import load_model as load
 
     with open(check_file(path), "rb") as f:
         if f.read(4) != b"PK\x03\x04":
@@ -278,7 +209,7 @@ def cmd_info(args) -> int:
     import threadpoolctl
 
     import fastnn
-    from . import kernels
+    from .. import kernels
 
     rows = [("fastnn", f"{fastnn.__version__} ({Path(fastnn.__file__).parent})"), ("python", sys.version.split()[0])]
     rows += [(name, _version(name)) for name in ("numpy", "numba", "scipy", "sklearn", "threadpoolctl", "tqdm", "matplotlib")]
@@ -308,7 +239,7 @@ def cmd_info(args) -> int:
         where = f"{kernel_cache}" + ("" if writable else " (not writable: numba falls back to a per-user cache directory; set NUMBA_CACHE_DIR)")
     cached = len(list(kernel_cache.glob("*.nbi"))) if kernel_cache.exists() else 0
     rows.append(("kernel cache", f"{where} ({cached} cached functions next to the kernels)"))
-    from . import _precompile
+    from .._core import precompile as _precompile
 
     for face in _precompile.FACES:
         for dtype in _precompile.DTYPES:
@@ -334,7 +265,8 @@ def default_jobs() -> int:
 
 
 def cmd_compile(args) -> int:
-    from . import _precompile
+    from .._core import precompile as _precompile
+    from .compile import compile_kernels
 
     start = time.perf_counter()
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
@@ -348,7 +280,7 @@ def cmd_compile(args) -> int:
     log(f"fastnn: compiling the kernels of {', '.join(args.face)} for {', '.join(args.dtype)} "
         f"in {args.jobs} process(es); this takes tens of seconds, once per machine and numba version")
     try:
-        _precompile.compile_kernels(args.face, args.dtype, jobs=args.jobs, log=log)
+        compile_kernels(args.face, args.dtype, jobs=args.jobs, log=log)
     except RuntimeError as err:
         raise CLIError(str(err)) from None
     for face in args.face:
@@ -381,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
-    parser = _Parser(prog="fastnn", parents=[common],
+    parser = Parser(prog="fastnn", parents=[common],
                      description="Fast dense neural networks on the CPU: demo, train, predict, bench, compile, info.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -454,7 +386,7 @@ def main(argv=None) -> int:
         else:
             args.parser.error("--target COLUMN is required for CSV data")
     debug = getattr(args, "debug", False)
-    from .errors import DivergenceError
+    from ..errors import DivergenceError
 
     try:
         return args.func(args)

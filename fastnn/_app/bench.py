@@ -354,7 +354,7 @@ def _jax_runner(w, X, y, dtype):
 def make_runner(impl, w, X, y, dtype, threads):
     """A function that trains one epoch, or raises ImportError when ``impl`` is not installed."""
     import fastnn
-    from . import reference
+    from .. import reference
 
     if impl == "fastnn":
         return _fastnn_runner(fastnn, w, X, y, dtype)
@@ -541,7 +541,7 @@ def _thread_summary(threads):
 
 
 def main(argv=None) -> int:
-    """``python -m fastnn.bench [options]``, also run by ``fastnn bench``."""
+    """``python -m fastnn._app.bench [options]``, also run by ``fastnn bench``."""
     parser = argparse.ArgumentParser(prog="fastnn bench", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

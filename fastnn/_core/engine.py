@@ -7,9 +7,9 @@ import contextlib
 
 import numpy as np
 
-from . import _dropout, _precompile, _split, threads
-from ._fpu import flushing_subnormals
-from .kernels import epoch, losses, network, split
+from . import dropout as _dropout, precompile as _precompile, split as _split, threads
+from .fpu import flushing_subnormals
+from ..kernels import epoch, losses, network, split
 
 # Rows per forward chunk in predict: keeps the scratch for wide layers bounded.
 PREDICT_CHUNK = 4096
@@ -65,7 +65,7 @@ class Workspace:
         self.split_grads = np.empty((split.PARTS, n_params), dtype=dtype) if split_batch else None
         self.checked_rows, self.rows_in_order = None, False  # the last idx checked, and whether it is every row in order
         self.batch_views = None  # (batch_size, d) views of Xb, Yb that split epochs gather batches into
-        self.helper = None  # the split's helper thread (fastnn._split)
+        self.helper = None  # the split's helper thread (fastnn._core.split)
         self.training = False  # inside KernelEngine.training: the helper may outlive an epoch
         self.test_X = self.test_out = self.test_acts = None
         self.test_chunk = 1

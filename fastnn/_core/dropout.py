@@ -8,7 +8,7 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_float
+from .validation import check_float
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -1,0 +1,170 @@
+"""Compiling the kernels ahead of time: ``fastnn compile``, also run by the install (setup.py).
+
+It runs tiny fits that take every path a user's fit takes (``warm``), rather than
+compiling a list of signatures, so the types are exactly those the faces pass. The
+fits run in ``jobs`` fresh processes, each compiling into a private numba cache, and
+``merge_caches`` then copies the entries into the kernels' own cache: numba's index
+files are not safe to write from two processes at once.
+"""
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .. import kernels
+from .._core import threads
+from .._core.precompile import DTYPES, FACES, expect_compile
+from ..network import NeuralNetwork
+from ..trainer import Trainer
+
+
+# -- the fits that take every path --------------------------------------------------------------
+def _data(dtype, rows, d, k, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((rows, d)).astype(dtype)
+    labels = rng.integers(0, k, rows)
+    return X, labels, np.eye(k, dtype=dtype)[labels]
+
+
+def _warm_tutorial(dtype):
+    # Small full batches train on one core (fit_epoch), large ones split between two
+    # (split_run): force the split's budget so a 1-core build machine compiles it too.
+    budget, threads._budget = threads._budget, 2
+    try:
+        X, labels, Y = _data(dtype, 1000, 32, 3)
+        nn = NeuralNetwork(32, 32, 3, "categorical_crossentropy", dtype=dtype, seed=0)
+        trainer = Trainer(nn, "categorical_crossentropy")
+        trainer.train(X, Y, X[:50], Y[:50], 2, 0.1)  # the tutorial's script: rows in order, a test set
+        trainer.train(X, Y, None, None, 1, 0.1, shuffle=True, validation_split=0.1)  # gathered rows
+        nn.predict(X[:5])
+    finally:
+        threads._budget = budget
+    X, labels, Y = _data(dtype, 40, 4, 3)
+    for dropout, optimizer in ((0.0, "adam"), (0.2, "adam"), (0.0, "adamw"), (0.2, "adamw")):
+        nn = NeuralNetwork(4, [5, 4], 3, "categorical_crossentropy", activation="relu", dtype=dtype, seed=0,
+                           dropout=dropout)
+        trainer = Trainer(nn, "categorical_crossentropy")
+        trainer.train(X, labels, X[:7], labels[:7], 1, 1e-3, batch_size=16, optimizer=optimizer,
+                      validation_data=(X[:9], labels[:9]))
+    nn = NeuralNetwork(4, 3, 3, "mse", dtype=dtype, seed=0)
+    Trainer(nn, "mse").train(X, Y, None, None, 1, 0.1, batch_size=8, optimizer="momentum")
+    nn.backward(X, Y, 0.1)  # the tutorial's one gradient step
+    nn.forward(X)
+
+
+def _warm_sklearn(dtype):
+    import scipy.sparse as sp
+
+    from ..sklearn import MLPClassifier, MLPRegressor  # scikit-learn: only when this face is compiled
+
+    X, labels, Y = _data(dtype, 60, 4, 3)
+    for solver, extra in (("adam", {}), ("sgd", {}), ("lbfgs", {}), ("adam", {"early_stopping": True}),
+                          ("adam", {"dropout": 0.2})):
+        clf = MLPClassifier(hidden_layer_sizes=(5,), solver=solver, max_iter=2, random_state=0, **extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # not converged in 2 iterations: on purpose
+            clf.fit(X, labels)
+            if solver == "adam" and not extra:
+                clf.fit(sp.csr_matrix(X), labels, sample_weight=np.ones(len(X)))
+                clf.partial_fit(X, labels)
+                MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(X, Y[:, 0]).predict(X)
+        clf.predict_proba(X)
+
+
+WARM = {"tutorial": _warm_tutorial, "sklearn": _warm_sklearn}
+
+
+def warm(face, dtype):
+    """Run the tiny fits of one face in one dtype: compiles (or loads) every kernel they use."""
+    WARM[face](np.dtype(dtype).name)
+
+
+def compile_kernels(faces=FACES, dtypes=DTYPES, jobs=1, log=print):
+    """Compile every kernel of ``faces`` x ``dtypes`` into the kernels' cache, in ``jobs``
+    processes (each into a private cache, merged at the end: numba's index files are not
+    safe to write from two processes at once). Returns {(face, dtype): seconds}."""
+    pairs = [(face, np.dtype(dtype).name) for face in faces for dtype in dtypes]
+    jobs = max(1, min(jobs, len(pairs)))
+    shares = [pairs[i::jobs] for i in range(jobs)]
+    target = kernels._cache_dir()
+    if target is None:
+        raise RuntimeError("numba caching is off here (NUMBA_DISABLE_JIT?): nothing to compile ahead of time")
+    times = {}
+    with tempfile.TemporaryDirectory(prefix="fastnn-compile-") as tmp:
+        children = []
+        for i, share in enumerate(shares):
+            env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / str(i)))
+            code = f"from fastnn._app.compile import _child; _child({json.dumps(share)!r})"
+            children.append(subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True))
+        failed = []
+        for child, share in zip(children, shares):
+            out, _ = child.communicate()
+            for line in out.splitlines():
+                face, dtype, seconds = json.loads(line)
+                times[face, dtype] = seconds
+                log(f"fastnn: compiled the {face} kernels for {dtype} in {seconds:.1f} s")
+            if child.returncode:
+                failed.append(share)
+        merged = merge_caches(sorted(Path(tmp).glob("*/*/*.nbi")), target)
+        log(f"fastnn: {merged} compiled kernels stored in {target}")
+        if failed:
+            raise RuntimeError(f"compiling {failed} failed (exit status {[c.returncode for c in children]}); "
+                               "the traceback is above")
+    return times
+
+
+def _child(share_json):
+    """A compiling process: warm each (face, dtype) of the JSON list; one JSON line each."""
+    for face, dtype in json.loads(share_json):
+        expect_compile(face, dtype)
+        start = time.perf_counter()
+        warm(face, dtype)
+        print(json.dumps([face, dtype, time.perf_counter() - start]), flush=True)
+
+
+def merge_caches(indexes, target):
+    """Copy numba cache entries (index files ``indexes`` and their data files) into the
+    folder ``target``, adding to what it holds: an entry already there is kept, and a
+    stale index there (another numba, another source) is replaced. Returns the number
+    of index files written. The format is numba's (``numba.core.caching``): the index
+    holds pickle(numba version) then pickle((source stamp, {key: data file name})).
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for source in indexes:
+        with open(source, "rb") as f:
+            version = pickle.load(f)
+            stamp, overloads = pickle.loads(f.read())
+        existing = {}
+        dest = target / source.name
+        if dest.exists():
+            with open(dest, "rb") as f:
+                if pickle.load(f) == version:
+                    old_stamp, old = pickle.loads(f.read())
+                    existing = old if old_stamp == stamp else {}
+        base = source.name[: -len(".nbi")]
+        for key, data_name in overloads.items():
+            if key in existing:
+                continue
+            used = set(existing.values())
+            number = next(i for i in range(1, len(used) + 2) if f"{base}.{i}.nbc" not in used)
+            existing[key] = f"{base}.{number}.nbc"
+            shutil.copyfile(source.parent / data_name, target / existing[key])
+        tmp = dest.with_suffix(".nbi.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(version, f, protocol=-1)
+            f.write(pickle.dumps((stamp, existing), protocol=-1))
+        os.replace(tmp, dest)  # atomic: a process loading the index never sees half of it
+        written += 1
+    for stamp_file in {index.parent / "fastnn-kernels.sha256" for index in indexes}:
+        if stamp_file.exists():
+            shutil.copyfile(stamp_file, target / stamp_file.name)
+    return written

@@ -1,0 +1,119 @@
+"""Whether the kernels are compiled for this machine, and the warning when they are not.
+
+Numba compiles a kernel at its first call for each new combination of argument types,
+and keeps the machine code in its on-disk cache (``cache=True``): next to the kernels
+in ``fastnn/kernels/__pycache__``, or under ``NUMBA_CACHE_DIR``. A cache entry is valid
+for one numba version, one Python version, one CPU (name and features) and the exact
+source of the file (a SHA-256 of it). The install fills that cache ahead of time
+(``fastnn._app.compile``, run by setup.py and by ``fastnn compile``).
+
+``status`` reads the cache's index files to say, per face and dtype, whether the
+kernels are ready for this machine and, if not, why; the faces call ``announce`` before
+their first kernel call, which warns once per face and dtype when a compile is coming.
+"""
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+FACES = ("tutorial", "sklearn")
+DTYPES = ("float32", "float64")
+COMPILE_COMMAND = "fastnn compile"  # also: python -m fastnn compile
+
+
+class CompileWarning(UserWarning):
+    """fastnn's kernels are about to be compiled in this process (seconds, once)."""
+
+
+# -- is it compiled? ----------------------------------------------------------------------------
+def _entry_kernels(face):
+    """The compiled functions a face's fits call first (everything else is inside them)."""
+    from ..kernels import epoch, network, sk_epoch, split
+
+    if face == "tutorial":
+        return [epoch.fit_epoch, split.split_run, network.predict]
+    return [sk_epoch.sk_train_epoch, sk_epoch.sk_loss_grad, network.predict]
+
+
+def _index(dispatcher):
+    """(numba version, source stamp, overloads) of a dispatcher's cache index, or None."""
+    cache_file = dispatcher._cache._cache_file
+    try:
+        with open(cache_file._index_path, "rb") as f:
+            version = pickle.load(f)
+            data = f.read()
+    except OSError:
+        return None
+    if version != cache_file._version:
+        return version, None, {}
+    stamp, overloads = pickle.loads(data)
+    return version, stamp, overloads
+
+
+def status(face, dtype):
+    """(state, reason) of a face's kernels for ``dtype`` on this machine: state is
+    'ready' (compiled code in the cache for this CPU, numba, Python and source),
+    'compile' (the first fit will compile, for ``reason``) or 'interpreted' (the JIT is off)."""
+    from numba.core import config
+
+    if config.DISABLE_JIT:
+        return "interpreted", "NUMBA_DISABLE_JIT is set: the kernels run as Python code (slow), nothing compiles"
+    import numba
+    from numba.core.registry import cpu_target
+
+    dtype = np.dtype(dtype)
+    magic = cpu_target.target_context.codegen().magic_tuple()
+    for dispatcher in _entry_kernels(face):
+        cache = dispatcher._cache
+        where = Path(cache.cache_path)
+        index = _index(dispatcher)
+        name = dispatcher.py_func.__qualname__
+        if index is None:
+            own = Path(dispatcher.py_func.__code__.co_filename).parent / "__pycache__"
+            if where != own and not config.CACHE_DIR:
+                return "compile", (f"the package's cache folder {own} is not writable, so numba caches in {where}, "
+                                   f"which has no compiled {name} yet")
+            return "compile", f"no compiled {name} in {where} (installed without the build step, or cache removed)"
+        version, stamp, overloads = index
+        if stamp is None:
+            return "compile", f"the cache in {where} was written by numba {version}; this is numba {numba.__version__}"
+        if stamp != cache._impl.locator.get_source_stamp():
+            return "compile", f"the kernels' source changed since they were compiled ({name})"
+        keys = [key for key in overloads if key[1] == magic]
+        if not keys:
+            cpus = sorted({key[1][1] for key in overloads})
+            return "compile", f"compiled for another CPU ({', '.join(cpus)}); this one is {magic[1]}"
+        if not any(_takes_dtype(key[0], dtype) for key in keys):
+            return "compile", f"no compiled {name} for {dtype.name} yet"
+    return "ready", f"compiled for this machine ({magic[1]}) in {where}"
+
+
+def _takes_dtype(signature, dtype):
+    """Whether a cached signature is one of ``dtype``'s: most of its float arrays have it
+    (a few bookkeeping arrays are float64 in every signature)."""
+    floats = [str(arg.dtype) for arg in signature if str(getattr(arg, "dtype", "")) in DTYPES]
+    return bool(floats) and floats.count(dtype.name) * 2 > len(floats)
+
+
+_announced = set()
+
+
+def expect_compile(face, dtype):
+    """No warning for ``face`` and ``dtype`` in this process: they are compiled on purpose."""
+    _announced.add((face, np.dtype(dtype).name))
+
+
+def announce(face, dtype):
+    """Before a face's first kernel call in ``dtype``: warn once if it will compile."""
+    key = (face, np.dtype(dtype).name)
+    if key in _announced:
+        return
+    _announced.add(key)
+    state, reason = status(face, dtype)
+    if state == "compile":
+        warnings.warn(
+            f"fastnn is compiling its {face} kernels for {key[1]} now (several seconds, once per machine): {reason}. "
+            f"Run `{COMPILE_COMMAND}` to compile ahead of time.", CompileWarning, stacklevel=3)
+    elif state == "interpreted":
+        warnings.warn(f"fastnn: {reason}.", CompileWarning, stacklevel=3)
