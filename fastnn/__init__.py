@@ -10,20 +10,26 @@ if _util.find_spec(__name__ + ".kernels") is None:  # first: every module below 
 
     raise kernels_missing_error(__path__[0])
 
+from . import io as _io
+from . import reference  # noqa: F401  (registers its engine with io; fastnn.reference)
 from ._core.precompile import CompileWarning
+from ._core.threads import get_num_threads, set_num_threads
+from ._version import __version__
+from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
 from .errors import DivergenceError, ModelFileError
+from .history import History, plot_history
+from .io import load_checkpoint, load_model, save_checkpoint, save_model
 from .network import NeuralNetwork
 from .optimizers import SGD, Adam
-from .trainer import Trainer
-from ._core.threads import get_num_threads, set_num_threads
-from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
-from .history import History, plot_history
 from .schedules import Constant, ExponentialDecay, InverseScaling, ReduceLROnPlateau, StepDecay
-from .io import load_checkpoint, load_model, save_checkpoint, save_model
+from .trainer import Trainer
+
+# The loaders build the classes a file names: this package's, and the reference's
+# (which registers itself).
+_io.register_engine("fastnn", NeuralNetwork, Trainer)
 
 load, save = load_model, save_model
 
-__version__ = "0.1.0"
 __all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "CompileWarning", "__version__",
            "ModelFileError", "save", "load", "save_model", "load_model", "save_checkpoint", "load_checkpoint",
            "MLPClassifier", "MLPRegressor", "Callback", "EarlyStopping", "LambdaCallback", "ModelCheckpoint",

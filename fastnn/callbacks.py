@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from . import io
 from ._core.validation import check_float, check_int
 
 
@@ -166,14 +167,12 @@ class ModelCheckpoint(_Monitor):
         self._model = trainer.model
 
     def on_epoch_end(self, epoch, logs):
-        from .io import save_model
-
         value = float(logs[self.monitor])
         improved = self._improved(value)
         if improved:
             self.best, self.best_epoch = value, epoch
         if improved or not self.save_best_only:
-            save_model(self._model, self.path, {"epoch": epoch, self.monitor: value})
+            io.save_model(self._model, self.path, {"epoch": epoch, self.monitor: value})
             self.saved += 1
         return False
 

@@ -29,6 +29,7 @@ import zipfile
 import numpy as np
 from numpy.lib import format as npy_format
 
+from ._version import __version__
 from .errors import ModelFileError
 from .optimizers import SGD, Adam, OptimizerState
 
@@ -50,12 +51,18 @@ STATE_LAYOUT = {
 
 
 # -- writing --------------------------------------------------------------------------------
-def _engine_classes(engine):
-    from . import network, reference, trainer
+# The classes each engine's files are loaded into, registered by the packages that define
+# them (fastnn/__init__.py, fastnn/reference.py): this module imports neither.
+_ENGINES = {}
 
-    if engine == "fastnn":
-        return network.NeuralNetwork, trainer.Trainer
-    return reference.NeuralNetwork, reference.Trainer
+
+def register_engine(name, network_class, trainer_class):
+    """Load files whose header names engine ``name`` into these classes."""
+    _ENGINES[name] = (network_class, trainer_class)
+
+
+def _engine_classes(engine):
+    return _ENGINES[engine]
 
 
 def _json_default(obj):
@@ -87,8 +94,6 @@ def _rng_state(model):
 
 
 def _model_header(model, metadata):
-    from . import __version__
-
     if metadata is None:
         metadata = getattr(model, "metadata", None) or {}
     if not isinstance(metadata, dict):

@@ -1,13 +1,15 @@
 """NeuralNetwork: the tutorial's class, on one flat parameter buffer and compiled kernels."""
-from collections.abc import Sequence
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 
-from ._core import dropout as _dropout, tables as _tables
+from . import io
+from ._core import dropout as _dropout
+from ._core import tables as _tables
 from ._core.engine import KernelEngine
+from ._core.validation import check_choice, check_dtype, check_float, check_int, check_X, check_y
 from .errors import DivergenceError
-from ._core.validation import check_X, check_choice, check_dtype, check_float, check_int, check_y
 from .optimizers import SGD, OptimizerState
 
 
@@ -236,9 +238,7 @@ class NeuralNetwork:
         ``fastnn.load(path)`` gives it back; ``metadata`` (a JSON-serialisable dict) comes
         back as ``model.metadata``. See ``fastnn.io.save_model``.
         """
-        from .io import save_model
-
-        save_model(self, path, metadata)
+        io.save_model(self, path, metadata)
 
     def __repr__(self):
         return (

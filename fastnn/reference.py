@@ -14,9 +14,10 @@ import contextlib
 
 import numpy as np
 
-from ._core import dropout as _dropout
+from . import io as _io
 from . import network as _network
 from . import trainer as _trainer
+from ._core import dropout as _dropout
 from .kernels import codes
 
 
@@ -260,3 +261,6 @@ class Trainer(_trainer.Trainer):
 
 
 __all__ = ["NeuralNetwork", "Trainer", "NumpyEngine"]
+
+
+_io.register_engine("reference", NeuralNetwork, Trainer)

@@ -9,9 +9,11 @@ import time
 
 import numpy as np
 
-from ._core import dropout as _dropout, tables as _tables
+from . import io
 from . import schedules as _schedules
-from ._core.validation import check_X, check_choice, check_float, check_int, check_y
+from ._core import dropout as _dropout
+from ._core import tables as _tables
+from ._core.validation import check_choice, check_float, check_int, check_X, check_y
 from .errors import DivergenceError
 from .history import History
 from .optimizers import OptimizerState, resolve
@@ -71,16 +73,12 @@ class Trainer:
 
         See ``fastnn.io.save_checkpoint``; ``Trainer.load_checkpoint(path)`` reads it back.
         """
-        from .io import save_checkpoint
-
-        save_checkpoint(self, path)
+        io.save_checkpoint(self, path)
 
     @staticmethod
     def load_checkpoint(path):
         """The trainer saved at ``path`` (its class and engine are the file's). See ``fastnn.io``."""
-        from .io import load_checkpoint
-
-        return load_checkpoint(path)
+        return io.load_checkpoint(path)
 
     def calculate_loss(self, y_true, y_pred):
         """The tutorial's helper: mean ``loss_func`` of predictions against targets."""
