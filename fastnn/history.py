@@ -1,5 +1,6 @@
 """History: per-epoch metrics of a Trainer, and their plot."""
 import math
+import sys
 
 
 class History:
@@ -118,3 +119,37 @@ def plot_history(history, path=None, *, ax=None):
         fig.tight_layout()
         fig.savefig(path)
     return fig
+
+
+class Progress:
+    """What ``Trainer.train(verbose=...)`` shows of the history as it grows: 1 a tqdm bar
+    over the epochs with the latest metrics (stderr); 2 one line per epoch (stdout); 0 nothing."""
+
+    def __init__(self, verbose, epochs):
+        self.verbose, self.epochs, self.bar = verbose, epochs, None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=epochs, unit="epoch", desc="train", file=sys.stderr, leave=True)
+
+    @staticmethod
+    def _fmt(key, value):
+        if key == "time":
+            return f"{value:.3g}s"
+        return f"{value:.4g}" if key == "lr" else f"{value:.6g}"
+
+    def update(self, epoch, logs):
+        if self.bar is not None:
+            self.bar.set_postfix({k: self._fmt(k, v) for k, v in logs.items() if k != "time"}, refresh=False)
+            self.bar.update(1)
+        elif self.verbose >= 2:
+            line = " - ".join([f"epoch {epoch}/{self.epochs}"]
+                              + [f"{k}: {self._fmt(k, v)}" if k != "time" else self._fmt(k, v) for k, v in logs.items()])
+            print(line, flush=True)
+
+    def close(self, message=None):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if message and self.verbose:
+            print(message, file=sys.stderr if self.verbose == 1 else sys.stdout, flush=True)

@@ -4,7 +4,6 @@ Around each compiled epoch, Python does per-epoch work only: the shuffle, the
 learning-rate schedule, validation (one more compiled call), the history, the
 progress display and the callbacks.
 """
-import sys
 import time
 
 import numpy as np
@@ -15,7 +14,7 @@ from ._core import dropout as _dropout
 from ._core import tables as _tables
 from ._core.validation import check_choice, check_float, check_int, check_X, check_y
 from .errors import DivergenceError
-from .history import History
+from .history import History, Progress
 from .optimizers import OptimizerState, resolve
 
 
@@ -174,162 +173,188 @@ class Trainer:
             of the last completed epoch (``history.interrupted`` is set): nothing
             learned in completed epochs is lost, and training can continue.
         """
+        run = self._prepare(X_train, y_train, X_test, y_test, epochs, learning_rate, batch_size, shuffle, optimizer,
+                            verbose, dropout, l2, weight_decay, validation_data, validation_split, lr_schedule,
+                            callbacks)
+        for cb in run.callbacks:
+            if hasattr(cb, "on_train_begin"):
+                cb.on_train_begin(self)
+        stopper = None
+        # e.g. BLAS on one thread while batches are split between cores:
+        with run.engine.training(run.work, self.model, run.X_te):
+            try:
+                for epoch in range(1, run.epochs + 1):
+                    run.mark(self)
+                    logs = self._run_epoch(run, epoch)
+                    self._commit(run, epoch, logs)
+                    stopper = self._report(run, epoch, logs)
+                    if stopper is not None:
+                        self.history.stopped_epoch = len(self.history)
+                        break
+            except KeyboardInterrupt:
+                if not run.committed:
+                    self._restore(run)
+                self.history.interrupted = True
+                run.progress.close(f"interrupted: kept the {len(self.history)} completed epochs")
+                raise
+            except BaseException:
+                run.progress.close()
+                raise
+        self._finish(run, stopper)
+        return self
+
+    # -- the steps of train: prepare, run an epoch, commit it (or roll back), report ------------
+    def _prepare(self, X_train, y_train, X_test, y_test, epochs, learning_rate, batch_size, shuffle, optimizer,
+                 verbose, dropout, l2, weight_decay, validation_data, validation_split, lr_schedule, callbacks):
+        """Validate every argument (before anything changes) and set up one training call."""
         model = self.model
-        epochs = check_int("epochs", epochs)
-        lr = check_float("learning_rate", learning_rate)
+        run = _Run()
+        run.epochs = check_int("epochs", epochs)
+        run.lr = check_float("learning_rate", learning_rate)
         if isinstance(optimizer, str) and optimizer == "adamw":
             optimizer, weight_decay = "adam", 0.01 if weight_decay is None else weight_decay
-        optimizer = resolve(optimizer)
+        run.optimizer = resolve(optimizer)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle must be True or False; got {shuffle!r}.")
         verbose = check_int("verbose", int(verbose) if isinstance(verbose, (bool, np.bool_)) else verbose, minimum=0)
-        l2 = check_float("l2", l2, 0.0, low_open=False)
-        weight_decay = check_float("weight_decay", 0.0 if weight_decay is None else weight_decay, 0.0, low_open=False)
+        run.l2 = check_float("l2", l2, 0.0, low_open=False)
+        run.weight_decay = check_float("weight_decay", 0.0 if weight_decay is None else weight_decay, 0.0,
+                                       low_open=False)
         rates = _dropout.rates(getattr(model, "dropout", 0.0) if dropout is None else dropout,
                                len(model.layer_sizes) - 2)
-        thresholds = _dropout.thresholds(rates)
-        use_dropout = bool(np.any(thresholds > 0))
-        schedule = _schedules.resolve(lr_schedule)
-        callbacks = list(callbacks or [])
-        for cb in callbacks:
+        run.thresholds = _dropout.thresholds(rates)
+        run.use_dropout = bool(np.any(run.thresholds > 0))
+        run.schedule = _schedules.resolve(lr_schedule)
+        run.callbacks = list(callbacks or [])
+        for cb in run.callbacks:
             if not callable(getattr(cb, "on_epoch_end", None)):
                 raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method; got {cb!r}.")
-        X = check_X(X_train, model.input_size, model.dtype, "X_train")
-        Y = check_y(y_train, X.shape[0], model.loss_func, model.output_size, model.dtype, "y_train")
+        run.X = check_X(X_train, model.input_size, model.dtype, "X_train")
+        run.Y = check_y(y_train, run.X.shape[0], model.loss_func, model.output_size, model.dtype, "y_train")
         if (X_test is None) != (y_test is None):
             raise ValueError("X_test and y_test must be given together (or both None).")
         if X_test is not None:
-            X_te = check_X(X_test, model.input_size, model.dtype, "X_test")
-            Y_te = check_y(y_test, X_te.shape[0], model.loss_func, model.output_size, model.dtype, "y_test")
-        rows, X_val, Y_val, val_rows = self._validation(X, Y, validation_data, validation_split)
-        n = rows.size
-        batch = n if batch_size is None else min(check_int("batch_size", batch_size), n)
+            run.X_te = check_X(X_test, model.input_size, model.dtype, "X_test")
+            run.Y_te = check_y(y_test, run.X_te.shape[0], model.loss_func, model.output_size, model.dtype, "y_test")
+        run.rows, run.X_val, run.Y_val, run.val_rows = self._validation(run.X, run.Y, validation_data,
+                                                                        validation_split)
+        n = run.n = run.rows.size
+        run.batch = n if batch_size is None else min(check_int("batch_size", batch_size), n)
 
-        acc_kind = {"categorical_crossentropy": 1, "log_loss": 2}.get(model.loss_func, 0)
-        acc_div = 1 if acc_kind == 1 else model.output_size
-        keys = ["loss"] + (["accuracy"] if acc_kind else [])
-        if X_val is not None:
-            keys += ["val_loss"] + (["val_accuracy"] if acc_kind else [])
-        if X_test is not None:
+        run.acc_kind = {"categorical_crossentropy": 1, "log_loss": 2}.get(model.loss_func, 0)
+        run.acc_div = 1 if run.acc_kind == 1 else model.output_size
+        keys = ["loss"] + (["accuracy"] if run.acc_kind else [])
+        if run.X_val is not None:
+            keys += ["val_loss"] + (["val_accuracy"] if run.acc_kind else [])
+        if run.X_te is not None:
             keys.append("test_loss")
         self.log_keys = tuple(keys + ["lr", "time"])
-        monitor = getattr(schedule, "monitor", None)
+        monitor = getattr(run.schedule, "monitor", None)
         if monitor is not None and monitor not in self.log_keys:
             raise ValueError(f"lr_schedule monitors {monitor!r}, which this run does not record; "
                              f"recorded: {', '.join(self.log_keys)}.")
 
         state = self.optimizer_state
-        if state is None or not state.matches(optimizer, model.params.size, model.dtype):
-            state = self.optimizer_state = OptimizerState(optimizer, model.params.size, model.dtype)
-        engine = model._engine
-        work = engine.workspace(model, batch, use_dropout, epoch_rows=n)
-        metric = _tables.LOSSES[self.loss_func]
-        stream = getattr(model, "_dropout_stream", None)
-        if use_dropout and stream is None:
-            stream = model._dropout_stream = [_dropout.new_key(model), 0]
-        history = self.history
-        for cb in callbacks:
-            if hasattr(cb, "on_train_begin"):
-                cb.on_train_begin(self)
+        if state is None or not state.matches(run.optimizer, model.params.size, model.dtype):
+            state = self.optimizer_state = OptimizerState(run.optimizer, model.params.size, model.dtype)
+        run.state = state
+        run.engine = model._engine
+        run.work = run.engine.workspace(model, run.batch, run.use_dropout, epoch_rows=n)
+        run.metric = _tables.LOSSES[self.loss_func]
+        run.stream = getattr(model, "_dropout_stream", None)
+        if run.use_dropout and run.stream is None:
+            run.stream = model._dropout_stream = [_dropout.new_key(model), 0]
         # Snapshots of the last completed epoch, to go back to on divergence or Ctrl-C.
-        last_good = model.params.copy()
-        m_good, v_good = np.empty_like(state.m), np.empty_like(state.v)
-        progress = _Progress(verbose, epochs)
-        committed, stopper, epoch = True, None, 0
-        reshuffle = shuffle and batch < n
+        run.last_good = model.params.copy()
+        run.m_good, run.v_good = np.empty_like(state.m), np.empty_like(state.v)
+        run.progress = Progress(verbose, run.epochs)
+        run.reshuffle = shuffle and run.batch < n
         # Going back to before an epoch restores the RNG to before its shuffle. Only fastnn
         # draws from a seeded model's private RNG: its state at the start of this call
         # and a replay of the completed epochs' shuffles give that state exactly, where
         # get_state before every epoch cost 41 us (5% of a digits epoch). NumPy's global
         # RNG (seed=None) may be drawn by anyone between epochs: its state is taken each time.
-        replay = reshuffle and model._rng is not np.random
-        rng_start = model._rng.get_state() if replay else None
-        shuffles = 0
-        # e.g. BLAS on one thread while batches are split between cores:
-        with engine.training(work, model, X_te if X_test is not None else None):
-            try:
-                for epoch in range(1, epochs + 1):
-                    rng_mark = (("replay", rng_start, shuffles, n) if replay
-                                else ("state", model._rng.get_state()) if reshuffle else None)
-                    marks = (len(self.train_loss), len(self.test_loss), len(history), state.t, rng_mark,
-                             stream[1] if stream else 0)
-                    last_good[...] = model.params
-                    m_good[...], v_good[...] = state.m, state.v
-                    committed = False
-                    rate = float(schedule.rate(len(history), lr, history))
-                    start = time.perf_counter()
-                    # Full batch: the order only changes summation rounding, so keep the
-                    # tutorial's (and do not consume random numbers).
-                    idx = rows[model._rng.permutation(n)] if reshuffle else rows
-                    loss, correct, counter = engine.fit_epoch(
-                        model, X, Y, idx, batch, optimizer, state, rate, metric, work, l2=l2,
-                        weight_decay=weight_decay, acc_kind=acc_kind, thresholds=thresholds,
-                        stream=(stream[0], stream[1]) if use_dropout else (0, 0),
-                    )
-                    if not (np.isfinite(loss) and engine.all_finite(model.params)):
-                        self._restore(marks, last_good, m_good, v_good)
-                        raise DivergenceError(
-                            f"training diverged at epoch {epoch}: the loss became {loss} (non-finite loss or weights). "
-                            f"The model keeps the weights from the end of epoch {epoch - 1}; "
-                            f"try a smaller learning_rate (got {rate}).",
-                            epoch,
-                        )
-                    logs = {"loss": float(loss)}
-                    if acc_kind:
-                        logs["accuracy"] = correct / (n * acc_div)
-                    if X_val is not None:
-                        val_loss, val_correct = engine.evaluate(model, X_val, Y_val, val_rows, metric, acc_kind, work)
-                        logs["val_loss"] = float(val_loss)
-                        if acc_kind:
-                            logs["val_accuracy"] = val_correct / (val_rows.size * acc_div)
-                    if X_test is not None:
-                        A_te = engine.predict(model, X_te, work)
-                        logs["test_loss"] = float(engine.mean_loss(A_te, Y_te, metric, model.clip_eps))
-                    logs["lr"] = rate
-                    logs["time"] = time.perf_counter() - start
-                    # Commit the epoch: from here on it is complete.
-                    if use_dropout:
-                        stream[1] = counter
-                    if X_test is not None:
-                        model.a2 = A_te
-                    self.train_loss.append(logs["loss"])
-                    if X_test is not None:
-                        self.test_loss.append(logs["test_loss"])
-                    history.append(logs)
-                    shuffles += reshuffle
-                    committed = True
-                    progress.update(epoch, logs)
-                    for cb in callbacks:
-                        if cb.on_epoch_end(len(history), dict(logs)) and stopper is None:
-                            stopper = cb
-                    if stopper is not None:
-                        history.stopped_epoch = len(history)
-                        break
-            except KeyboardInterrupt:
-                if not committed:
-                    self._restore(marks, last_good, m_good, v_good)
-                history.interrupted = True
-                progress.close(f"interrupted: kept the {len(history)} completed epochs")
-                raise
-            except BaseException:
-                progress.close()
-                raise
-        for cb in callbacks:
+        run.replay = run.reshuffle and model._rng is not np.random
+        run.rng_start = model._rng.get_state() if run.replay else None
+        return run
+
+    def _run_epoch(self, run, epoch):
+        """One epoch through the kernels, then the evaluations after it; returns its logs.
+        A non-finite loss or weight rolls the epoch back and raises ``DivergenceError``."""
+        model = self.model
+        rate = float(run.schedule.rate(len(self.history), run.lr, self.history))
+        start = time.perf_counter()
+        # Full batch: the order only changes summation rounding, so keep the
+        # tutorial's (and do not consume random numbers).
+        idx = run.rows[model._rng.permutation(run.n)] if run.reshuffle else run.rows
+        loss, correct, run.counter = run.engine.fit_epoch(
+            model, run.X, run.Y, idx, run.batch, run.optimizer, run.state, rate, run.metric, run.work, l2=run.l2,
+            weight_decay=run.weight_decay, acc_kind=run.acc_kind, thresholds=run.thresholds,
+            stream=(run.stream[0], run.stream[1]) if run.use_dropout else (0, 0),
+        )
+        if not (np.isfinite(loss) and run.engine.all_finite(model.params)):
+            self._restore(run)
+            raise DivergenceError(
+                f"training diverged at epoch {epoch}: the loss became {loss} (non-finite loss or weights). "
+                f"The model keeps the weights from the end of epoch {epoch - 1}; "
+                f"try a smaller learning_rate (got {rate}).",
+                epoch,
+            )
+        logs = {"loss": float(loss)}
+        if run.acc_kind:
+            logs["accuracy"] = correct / (run.n * run.acc_div)
+        if run.X_val is not None:
+            val_loss, val_correct = run.engine.evaluate(model, run.X_val, run.Y_val, run.val_rows, run.metric,
+                                                        run.acc_kind, run.work)
+            logs["val_loss"] = float(val_loss)
+            if run.acc_kind:
+                logs["val_accuracy"] = val_correct / (run.val_rows.size * run.acc_div)
+        if run.X_te is not None:
+            run.A_te = run.engine.predict(model, run.X_te, run.work)
+            logs["test_loss"] = float(run.engine.mean_loss(run.A_te, run.Y_te, run.metric, model.clip_eps))
+        logs["lr"] = rate
+        logs["time"] = time.perf_counter() - start
+        return logs
+
+    def _commit(self, run, epoch, logs):
+        """The epoch is complete from here on: its streams, outputs and records are kept."""
+        if run.use_dropout:
+            run.stream[1] = run.counter
+        if run.X_te is not None:
+            self.model.a2 = run.A_te
+        self.train_loss.append(logs["loss"])
+        if run.X_te is not None:
+            self.test_loss.append(logs["test_loss"])
+        self.history.append(logs)
+        run.shuffles += run.reshuffle
+        run.committed = True
+
+    def _report(self, run, epoch, logs):
+        """Progress and callbacks after a committed epoch; returns the callback that stops, or None."""
+        run.progress.update(epoch, logs)
+        stopper = None
+        for cb in run.callbacks:
+            if cb.on_epoch_end(len(self.history), dict(logs)) and stopper is None:
+                stopper = cb
+        return stopper
+
+    def _finish(self, run, stopper):
+        for cb in run.callbacks:
             if hasattr(cb, "on_train_end"):
                 cb.on_train_end(self)
+        history = self.history
         if stopper is not None:
             history.stop_reason = getattr(stopper, "message", None) or (
                 f"{type(stopper).__name__} stopped training after epoch {history.stopped_epoch}"
             )
-        progress.close(history.stop_reason if stopper is not None else None)
-        return self
+        run.progress.close(history.stop_reason if stopper is not None else None)
 
-    def _restore(self, marks, params, m, v):
-        """Back to the end of the last completed epoch (``marks`` taken at the start of this one)."""
-        n_train, n_test, n_hist, t, rng_mark, counter = marks
+    def _restore(self, run):
+        """Back to the end of the last completed epoch (``run.marks``, taken at the start of this one)."""
+        n_train, n_test, n_hist, t, rng_mark, counter = run.marks
         model, state = self.model, self.optimizer_state
-        model.params[...] = params
-        state.m[...], state.v[...], state.t = m, v, t
+        model.params[...] = run.last_good
+        state.m[...], state.v[...], state.t = run.m_good, run.v_good, t
         if rng_mark is not None and rng_mark[0] == "state":
             model._rng.set_state(rng_mark[1])
         elif rng_mark is not None:  # ("replay", state at the start of train, shuffles since, rows)
@@ -373,34 +398,24 @@ class Trainer:
         return np.flatnonzero(~held).astype(np.int64), X, Y, val_rows
 
 
-class _Progress:
-    """verbose=1: a tqdm bar over the epochs; 2: one line per epoch; 0: nothing."""
+class _Run:
+    """What one ``Trainer.train`` call works with: its validated arguments and data, the
+    engine's workspace, and the snapshot of the last completed epoch."""
 
-    def __init__(self, verbose, epochs):
-        self.verbose, self.epochs, self.bar = verbose, epochs, None
-        if verbose == 1:
-            from tqdm.auto import tqdm
+    X_te = Y_te = A_te = None
+    stream = None
+    counter = 0
+    shuffles = 0
+    committed = True
+    marks = None
 
-            self.bar = tqdm(total=epochs, unit="epoch", desc="train", file=sys.stderr, leave=True)
-
-    @staticmethod
-    def _fmt(key, value):
-        if key == "time":
-            return f"{value:.3g}s"
-        return f"{value:.4g}" if key == "lr" else f"{value:.6g}"
-
-    def update(self, epoch, logs):
-        if self.bar is not None:
-            self.bar.set_postfix({k: self._fmt(k, v) for k, v in logs.items() if k != "time"}, refresh=False)
-            self.bar.update(1)
-        elif self.verbose >= 2:
-            line = " - ".join([f"epoch {epoch}/{self.epochs}"]
-                              + [f"{k}: {self._fmt(k, v)}" if k != "time" else self._fmt(k, v) for k, v in logs.items()])
-            print(line, flush=True)
-
-    def close(self, message=None):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if message and self.verbose:
-            print(message, file=sys.stderr if self.verbose == 1 else sys.stdout, flush=True)
+    def mark(self, trainer):
+        """Snapshot the end of the last completed epoch, before the next one changes anything."""
+        model, state = trainer.model, self.state
+        rng_mark = (("replay", self.rng_start, self.shuffles, self.n) if self.replay
+                    else ("state", model._rng.get_state()) if self.reshuffle else None)
+        self.marks = (len(trainer.train_loss), len(trainer.test_loss), len(trainer.history), state.t, rng_mark,
+                      self.stream[1] if self.stream else 0)
+        self.last_good[...] = model.params
+        self.m_good[...], self.v_good[...] = state.m, state.v
+        self.committed = False
