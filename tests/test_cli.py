@@ -283,9 +283,9 @@ def test_bench_peak_rss_sees_a_freed_peak():
 
 
 def test_bench_peak_rss_unavailable_without_proc(monkeypatch, tmp_path):
-    from fastnn._app import bench
+    from fastnn._app import bench, memory
 
-    monkeypatch.setattr(bench, "STATM", str(tmp_path / "no-statm"))
+    monkeypatch.setattr(memory, "STATM", str(tmp_path / "no-statm"))
     with bench.PeakRSS() as rss:
         np.ones(2**20)
     assert rss.increase is None
