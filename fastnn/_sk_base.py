@@ -1,6 +1,6 @@
 """The shared fit loop of ``fastnn.sklearn``'s estimators: scikit-learn's bookkeeping
 (initialisation order, early stopping, warm start, partial_fit, L-BFGS through scipy)
-around the compiled epoch of ``_sk_engine``. Not public: use MLPClassifier/MLPRegressor.
+around the compiled epoch of ``fastnn._core.sk_engine``. Not public: use MLPClassifier/MLPRegressor.
 """
 import numbers
 import warnings

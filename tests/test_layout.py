@@ -62,3 +62,14 @@ def test_roles():
             assert not deps & faces, f"the engine module {name} imports a face: {sorted(deps & faces)}"
         if not name.startswith("fastnn._app") and name != "fastnn.__main__":
             assert not any(d.startswith("fastnn._app") for d in deps), f"{name} imports an application"
+
+
+def test_every_package_is_installed():
+    # pyproject.toml lists the packages explicitly (kernels/ maps to fastnn.kernels): a
+    # subpackage missing there is missing from a regular install, not from an editable one.
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = {module_name(init) for init in PACKAGE.rglob("__init__.py")} | {"fastnn.kernels"}
+    assert listed == found, f"pyproject.toml packages {sorted(listed)}; on disk {sorted(found)}"

@@ -8,8 +8,9 @@ source of the file (a SHA-256 of it). The install fills that cache ahead of time
 (``fastnn._app.compile``, run by setup.py and by ``fastnn compile``).
 
 ``status`` reads the cache's index files to say, per face and dtype, whether the
-kernels are ready for this machine and, if not, why; the faces call ``announce`` before
-their first kernel call, which warns once per face and dtype when a compile is coming.
+kernels are ready for this machine and, if not, why; the engines (``engine``,
+``sk_engine``) call ``announce`` before their first kernel call, which warns once per
+face and dtype when a compile is coming.
 """
 import pickle
 import warnings
