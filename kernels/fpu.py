@@ -4,10 +4,9 @@ An arithmetic operation on a subnormal number (|x| < 1.2e-38 in float32, 2.2e-30
 float64) takes a microcode assist, ~100x the time of a normal one. A classifier that
 has learnt its training set makes them inside the GEMMs of every step: tiny softmax
 probabilities become subnormal output deltas (A - Y) / n, and products of small
-deltas and activations subnormal partial sums. Digits 64-64-10 ReLU + Adam, float32,
-batch 32, one BLAS thread, measured here: epochs 0-200 took 0.62 ms each, epochs
-1000-1200 1.02 ms; flushing the output deltas (``losses.output_delta``) gave 0.82 ms,
-and these modes 0.62 ms throughout.
+deltas and activations subnormal partial sums: a converged digits classifier's epochs
+became 1.6x slower, flushing the output deltas (``losses.output_delta``) alone won back
+half of that, and these modes all of it (docs/performance.md, "Numbers behind the code").
 
 FTZ (flush to zero) makes subnormal results 0, DAZ (denormals are zero) reads subnormal
 inputs as 0, including inside BLAS's kernels on the same thread. Values change by less

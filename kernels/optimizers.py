@@ -13,8 +13,8 @@ walks the layers so that biases are not decayed. The rules with decay are separa
 functions, so that ``update`` compiles exactly as without them (same rounding).
 
 State that decays geometrically (a dead unit's gradient is 0) reaches subnormal
-numbers after a few hundred steps, and arithmetic on subnormals is ~100x slower:
-Adam over 4810 float32 parameters went from 2.4 to 20 us with 120 of them. So
+numbers after a few hundred steps, and arithmetic on subnormals is about a hundred
+times slower (docs/performance.md has an Adam step's cost with them). So
 m and v are flushed to 0 below the dtype's smallest normal number (an absolute
 change under 1.2e-38 in float32), here and in fastnn.reference alike.
 """

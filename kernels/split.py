@@ -1,7 +1,7 @@
 """A batch's gradient in two blocks of rows, one per core.
 
 For small layers OpenBLAS's own threads barely help (the tutorial's 1437 x 64 x 64
-GEMMs: 650 us of an epoch's GEMMs on one thread, 480 on two) and every element-wise
+GEMMs gain a quarter on two threads: docs/performance.md) and every element-wise
 pass stays on one core. Splitting the batch instead gives each core whole GEMMs of
 half the rows, on a single-threaded BLAS, and half of the element-wise work; the
 block gradients are then added. Block 1 runs on a helper thread that waits in

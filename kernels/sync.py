@@ -1,8 +1,9 @@
 """Two threads meeting in compiled code: atomic flags and a spin wait.
 
 ``fastnn.kernels.split`` hands a block of rows to a helper thread once per epoch.
-Through Python (semaphores and the GIL) a hand-off took ~100 us, a sixth of the
-tutorial's epoch; through a flag in shared memory it takes well under 1 us. A flag
+Through Python (semaphores and the GIL) a hand-off took a sixth of the tutorial's
+epoch; through a flag in shared memory it takes well under a microsecond
+(docs/performance.md, "Numbers behind the code"). A flag
 is one int64 of an array, read with acquire and written with release ordering, so
 everything a thread wrote before raising a flag is visible to the thread that sees it.
 """

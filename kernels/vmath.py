@@ -97,8 +97,8 @@ def vexpm1(x):
 @jit
 def flush(x, tiny):
     """x, or 0 when |x| is below ``tiny`` (a subnormal number). A select, so loops stay
-    vectorised. Arithmetic on subnormals is ~100x slower: Adam over 4810 float32
-    parameters took 20 us instead of 2.4 with 120 subnormal moments, and a converged
+    vectorised. Arithmetic on subnormals is about a hundred times slower: an Adam step
+    slowed down 8x with a few subnormal moments (docs/performance.md), and a converged
     classifier's softmax outputs (exp(-100) is subnormal in float32) made epochs 1.5x
     slower. Flushing changes a value by less than ``tiny`` (1.2e-38 in float32)."""
     return x if abs(x) >= tiny else x * 0

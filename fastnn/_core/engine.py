@@ -31,11 +31,9 @@ def hyperparameters(optimizer):
 def should_split(sizes, batch_size, epoch_rows, dropout):
     """Whether to train on 2 cores by splitting each batch's rows (``kernels.split``)
     rather than with BLAS's threads: for full-batch epochs without dropout, big enough
-    to pay for the hand-off, when fastnn may use 2 cores. The tutorial's 1437-row
-    64-64-10 epoch: 1140 -> 550 us. Minibatches can be split too, but measured here
-    they were slower split (batch 32, 64-64-10: 0.82 -> 1.35 ms an epoch; 128 rows of
-    784-256-10 and 256 of 784-1024-1024-10: 1.3x slower), except 200 rows of 64-100-10
-    (1.2x faster): no rule for them yet."""
+    to pay for the hand-off, when fastnn may use 2 cores (the tutorial's epoch takes
+    half the time). Minibatches can be split too, but most measured slower split: no
+    rule for them yet (docs/performance.md, "Threads")."""
     return (
         epoch_rows is not None and batch_size >= epoch_rows and not dropout
         and batch_size >= split.PARTS and threads.forward_macs(sizes, batch_size) >= SPLIT_MIN_MACS

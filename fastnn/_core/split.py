@@ -3,8 +3,9 @@
 For the whole training call a helper thread sits in ``split.split_run`` (compiled,
 without the GIL) and computes block 1 of each epoch's batch while the caller
 computes block 0 (``split_run`` again); they meet through a flag in shared memory.
-Handing the block over through Python instead (semaphores, the GIL) took ~100 us of
-the tutorial's ~650 us epoch; a Numba parallel region took 12 s more to compile cold.
+Handing the block over through Python instead (semaphores, the GIL) took a sixth of
+the tutorial's epoch, and a Numba parallel region much longer to compile
+(docs/performance.md).
 The test set's predictions after each epoch go the same way.
 The helper spins while it waits (yielding its core after a while), so it lives only
 as long as the training call: ``KernelEngine.training`` stops it at the end.

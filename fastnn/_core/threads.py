@@ -2,9 +2,8 @@
 
 fastnn's threads do two kinds of work, chosen by problem size:
 - BLAS's threads split each GEMM (minibatches, and wide layers), and element-wise work
-  stays on the calling thread: measured here, Numba's parallel pool and OpenBLAS's
-  pool spin against each other on 2 cores (one workload got 4x slower), so the two are
-  never busy at once. Steps under ``SMALL_STEP_MACS`` multiply-adds keep BLAS on one
+  stays on the calling thread: Numba's parallel pool and OpenBLAS's pool spin against
+  each other on 2 cores, so the two are never busy at once. Steps under ``SMALL_STEP_MACS`` multiply-adds keep BLAS on one
   thread for the training call: there its second thread costs more than it gains.
 - For a full-batch epoch (one step per epoch, as in the tutorial), fastnn splits the
   batch's rows between the calling thread and a helper thread instead
@@ -14,7 +13,7 @@ fastnn's threads do two kinds of work, chosen by problem size:
 By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``). The
 BLAS thread count is per process, so this setting is too: it also applies to NumPy's
 and SciPy's own matrix products, which also run on one thread while a small or
-full-batch model trains.
+full-batch model trains. The measurements behind these rules: docs/performance.md.
 """
 import contextlib
 import os
@@ -69,7 +68,7 @@ def set_num_threads(n: int) -> None:
 
     When several models train at once from Python threads, give each model's share:
     2 models x 2 BLAS threads on 2 cores oversubscribe, and OpenBLAS threads that
-    wait for a descheduled sibling spin: a loaded machine ran 20x slower.
+    wait for a descheduled sibling spin (docs/performance.md has the measurements).
     The environment variable ``FASTNN_NUM_THREADS`` sets it at import.
     """
     global _budget
