@@ -166,3 +166,14 @@ def test_compile_command_rejects_bad_arguments():
     result = subprocess.run([sys.executable, "-m", "fastnn", "compile", "--dtype", "float16"], capture_output=True,
                             text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 2 and "invalid choice: 'float16'" in result.stderr
+
+
+def test_a_corrupt_index_means_compile_and_never_fails_a_fit(installed_copy):
+    index = next((installed_copy / "fastnn" / "kernels" / "__pycache__").glob("sk_epoch.sk_train_epoch-*.nbi"))
+    with open(index, "rb") as f:
+        version = pickle.load(f)
+    with open(index, "wb") as f:
+        pickle.dump(version, f)
+        f.write(b"not a pickle")
+    state, reason = status_of(installed_copy)
+    assert state == "compile" and "unreadable" in reason

@@ -48,7 +48,10 @@ def _index(dispatcher):
         return None
     if version != cache_file._version:
         return version, None, {}
-    stamp, overloads = pickle.loads(data)
+    try:
+        stamp, overloads = pickle.loads(data)
+    except Exception:  # noqa: BLE001 - a truncated or foreign file: numba will not use it either
+        return version, b"unreadable", {}
     return version, stamp, overloads
 
 
@@ -79,6 +82,8 @@ def status(face, dtype):
         version, stamp, overloads = index
         if stamp is None:
             return "compile", f"the cache in {where} was written by numba {version}; this is numba {numba.__version__}"
+        if stamp == b"unreadable":
+            return "compile", f"the cache index of {name} in {where} is unreadable"
         if stamp != cache._impl.locator.get_source_stamp():
             return "compile", f"the kernels' source changed since they were compiled ({name})"
         keys = [key for key in overloads if key[1] == magic]
@@ -111,7 +116,10 @@ def announce(face, dtype):
     if key in _announced:
         return
     _announced.add(key)
-    state, reason = status(face, dtype)
+    try:
+        state, reason = status(face, dtype)
+    except Exception:  # noqa: BLE001 - numba's cache internals changed: never fail a fit over a warning
+        return
     if state == "compile":
         warnings.warn(
             f"fastnn is compiling its {face} kernels for {key[1]} now (several seconds, once per machine): {reason}. "
