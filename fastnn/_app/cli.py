@@ -256,7 +256,7 @@ def cmd_info(args) -> int:
 
 # -- compile --------------------------------------------------------------------------------
 def default_jobs() -> int:
-    """Compiling processes: one per core this process may use, at most one per dtype pair."""
+    """Compiling processes: one per core this process may use, at most one per (API, dtype) pair."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS
@@ -270,11 +270,17 @@ def cmd_compile(args) -> int:
 
     start = time.perf_counter()
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+
+    def not_ready():
+        """(face, dtype, reason) of everything asked for that is not compiled for this machine."""
+        states = [(face, dtype, *_precompile.status(face, dtype)) for face in args.face for dtype in args.dtype]
+        if args.check:
+            for face, dtype, state, reason in states:
+                log(f"fastnn: {face} {dtype}: {state}: {reason}")
+        return [(face, dtype, reason) for face, dtype, state, reason in states if state != "ready"]
+
     if args.check:
-        states = {(face, dtype): _precompile.status(face, dtype) for face in args.face for dtype in args.dtype}
-        for (face, dtype), (state, reason) in states.items():
-            log(f"fastnn: {face} {dtype}: {state}: {reason}")
-        if any(state != "ready" for state, _ in states.values()):
+        if not_ready():
             raise CLIError(f"some kernels are not compiled for this machine; run `{_precompile.COMPILE_COMMAND}`")
         return 0
     log(f"fastnn: compiling the kernels of {', '.join(args.face)} for {', '.join(args.dtype)} "
@@ -283,11 +289,10 @@ def cmd_compile(args) -> int:
         compile_kernels(args.face, args.dtype, jobs=args.jobs, log=log)
     except RuntimeError as err:
         raise CLIError(str(err)) from None
-    for face in args.face:
-        for dtype in args.dtype:
-            state, reason = _precompile.status(face, dtype)
-            if state != "ready":
-                raise CLIError(f"the {face} kernels for {dtype} are still not ready: {reason}")
+    missing = not_ready()
+    if missing:
+        face, dtype, reason = missing[0]
+        raise CLIError(f"the {face} kernels for {dtype} are still not ready: {reason}")
     log(f"fastnn: done in {time.perf_counter() - start:.1f} s; `fastnn info` shows the kernels' state")
     return 0
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import kernels
 from .._core import threads
-from .._core.precompile import DTYPES, FACES, expect_compile
+from .._core.precompile import DTYPES, FACES, expect_compile, read_index
 from ..network import NeuralNetwork
 from ..trainer import Trainer
 
@@ -135,21 +135,16 @@ def merge_caches(indexes, target):
     folder ``target``, adding to what it holds: an entry already there is kept, and a
     stale index there (another numba, another source) is replaced. Returns the number
     of index files written. The format is numba's (``numba.core.caching``): the index
-    holds pickle(numba version) then pickle((source stamp, {key: data file name})).
+    holds pickle(numba version) then pickle((source stamp, {key: data file name}))
+    (``fastnn._core.precompile.read_index``).
     """
     target.mkdir(parents=True, exist_ok=True)
     written = 0
     for source in indexes:
-        with open(source, "rb") as f:
-            version = pickle.load(f)
-            stamp, overloads = pickle.loads(f.read())
-        existing = {}
+        version, stamp, overloads = read_index(source)
         dest = target / source.name
-        if dest.exists():
-            with open(dest, "rb") as f:
-                if pickle.load(f) == version:
-                    old_stamp, old = pickle.loads(f.read())
-                    existing = old if old_stamp == stamp else {}
+        _, old_stamp, old = read_index(dest) if dest.exists() else (None, None, {})
+        existing = old if old_stamp == stamp else {}
         base = source.name[: -len(".nbi")]
         for key, data_name in overloads.items():
             if key in existing:

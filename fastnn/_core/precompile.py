@@ -37,22 +37,36 @@ def _entry_kernels(face):
     return [sk_epoch.sk_train_epoch, sk_epoch.sk_loss_grad, network.predict]
 
 
-def _index(dispatcher):
-    """(numba version, source stamp, overloads) of a dispatcher's cache index, or None."""
-    cache_file = dispatcher._cache._cache_file
-    try:
-        with open(cache_file._index_path, "rb") as f:
-            version = pickle.load(f)
-            data = f.read()
-    except OSError:
-        return None
-    if version != cache_file._version:
+def read_index(path):
+    """(numba version, source stamp, overloads) of a numba cache index file, the format
+    of ``numba.core.caching``: pickle(numba version), then pickle((stamp, {key: data file})).
+    The stamp is None when another numba wrote it (the rest is then not unpickled: its
+    types may not exist here) and b"unreadable" when the rest does not unpickle.
+    Raises OSError when the file cannot be read."""
+    with open(path, "rb") as f:
+        version = pickle.load(f)
+        data = f.read()
+    if version != numba_version():
         return version, None, {}
     try:
         stamp, overloads = pickle.loads(data)
     except Exception:  # noqa: BLE001 - a truncated or foreign file: numba will not use it either
         return version, b"unreadable", {}
     return version, stamp, overloads
+
+
+def numba_version():
+    import numba
+
+    return numba.__version__
+
+
+def _index(dispatcher):
+    """``read_index`` of a dispatcher's cache index, or None when there is none."""
+    try:
+        return read_index(dispatcher._cache._cache_file._index_path)
+    except OSError:
+        return None
 
 
 def status(face, dtype):
@@ -63,7 +77,6 @@ def status(face, dtype):
 
     if config.DISABLE_JIT:
         return "interpreted", "NUMBA_DISABLE_JIT is set: the kernels run as Python code (slow), nothing compiles"
-    import numba
     from numba.core.registry import cpu_target
 
     dtype = np.dtype(dtype)
@@ -81,7 +94,7 @@ def status(face, dtype):
             return "compile", f"no compiled {name} in {where} (installed without the build step, or cache removed)"
         version, stamp, overloads = index
         if stamp is None:
-            return "compile", f"the cache in {where} was written by numba {version}; this is numba {numba.__version__}"
+            return "compile", f"the cache in {where} was written by numba {version}; this is numba {numba_version()}"
         if stamp == b"unreadable":
             return "compile", f"the cache index of {name} in {where} is unreadable"
         if stamp != cache._impl.locator.get_source_stamp():
