@@ -61,10 +61,6 @@ def register_engine(name, network_class, trainer_class):
     _ENGINES[name] = (network_class, trainer_class)
 
 
-def _engine_classes(engine):
-    return _ENGINES[engine]
-
-
 def _json_default(obj):
     # NumPy arrays and scalars in metadata are stored as lists and numbers.
     if isinstance(obj, (np.ndarray, np.generic)):
@@ -324,8 +320,9 @@ def _parse_header(path, raw):
               f"this fastnn reads format version {FORMAT_VERSION}. Upgrade fastnn to load it.")
     _require(path, header, "", {"fastnn_version": str, "engine": str, "model": dict, "metadata": dict,
                                 "rng": dict, "arrays": dict, "sha256": str})
-    if header["engine"] not in ("fastnn", "reference"):
-        _fail(path, f"header 'engine' is {header['engine']!r}; expected 'fastnn' or 'reference'.")
+    if header["engine"] not in _ENGINES:
+        expected = " or ".join(repr(name) for name in sorted(_ENGINES))
+        _fail(path, f"header 'engine' is {header['engine']!r}; expected {expected}.")
     expected = CHECKPOINT_ARRAYS if fmt == CHECKPOINT_FORMAT else MODEL_ARRAYS
     declared = set(header["arrays"])
     if declared != set(expected):
@@ -409,7 +406,7 @@ def _build_model(path, header, arrays):
     _require(path, rng, "['rng']", {"pos": int, "has_gauss": int, "cached_gaussian": float})
     if not (0 <= rng["pos"] <= 624 and rng["has_gauss"] in (0, 1)):
         _fail(path, f"header rng state out of range: {rng!r}.")
-    NeuralNetwork, _ = _engine_classes(header["engine"])
+    NeuralNetwork, _ = _ENGINES[header["engine"]]
     try:  # the constructor validates every hyperparameter again
         model = NeuralNetwork(
             sizes[0], hidden, sizes[-1], spec["loss_func"], activation=spec["activation"],
@@ -487,7 +484,7 @@ def load_checkpoint(path):
             _fail(path, f"array {name!r} must be 1-D (one loss per epoch); got shape {arrays[name].shape}.")
         history[name] = _check_array(path, arrays, name, np.float64, arrays[name].shape)
 
-    _, Trainer = _engine_classes(header["engine"])
+    _, Trainer = _ENGINES[header["engine"]]
     try:
         trainer = Trainer(model, header["trainer"]["loss_func"])
     except (TypeError, ValueError) as err:
