@@ -8,7 +8,7 @@ calling them here compiles no signature that training does not.
   (backward also computes the delta of a ReLU input layer, as every layer but the first
   does), against the per-layer expressions of reference.forward / reference.gradients.
 - NetworkPass: whole-network passes of 784 -> width -> 10, kernels.network.forward_layers
-  and loss_and_gradient against reference.forward and reference.gradients.
+  and the output delta + backward pass against reference.forward and reference.gradients.
 - AdamUpdate: kernels.optimizers.update against reference.update over the flat buffer of
   784 -> width -> 10 (the batch size plays no part).
 """
@@ -90,24 +90,32 @@ class NetworkPass:
         self.X, self.Y = X[:batch_size].copy(), Y[:batch_size].copy()
         net = self.net = _trained_net(implementation, width, dtype)
         if implementation == "fastnn":
-            from fastnn.kernels.network import forward_layers, loss_and_gradient
+            from fastnn.kernels.losses import batch_delta
+            from fastnn.kernels.network import backward_layers, forward_layers
 
             # The engine's work buffers (fastnn._core.engine.Workspace) for this batch size.
             n_act = batch_size * (width + CLASSES)
             acts, deltas = np.empty(n_act, dtype=dtype), np.empty(n_act, dtype=dtype)
             grad = np.empty_like(net.params)
+            no_weights = np.empty(0, dtype=dtype)
             args = (net.params, net.layer_sizes_array, net.activation_codes, net.alpha)
+            out = slice(batch_size * width, n_act)  # the output layer's block of acts and deltas
+            A_out, D_out = acts[out].reshape(batch_size, CLASSES), deltas[out].reshape(batch_size, CLASSES)
             self.forward = lambda: forward_layers(self.X, *args, acts)
-            self.gradients = lambda: loss_and_gradient(
-                self.X, self.Y, *args, net.loss_code, 0.0, acts, deltas, grad
-            )
+
+            def gradients():  # what epoch.batch_gradient does after the forward pass
+                batch_delta(A_out, self.Y, no_weights, net.loss_code, int(net.activation_codes[-1]), 1.0 / batch_size,
+                            D_out)
+                backward_layers(self.X, *args, acts, deltas, 0.0, grad)
+
+            self.gradients = gradients
         else:
             from fastnn import reference
 
             self.As = reference.forward(net, self.X)
             self.forward = lambda: reference.forward(net, self.X)
             self.gradients = lambda: reference.gradients(net, self.As, self.Y, 0.0)
-        self.forward()  # loss_and_gradient reads the activations of this forward pass
+        self.forward()  # the gradients read the activations of this forward pass
         self.gradients()
 
     def time_forward(self, implementation, width, batch_size, dtype):

@@ -148,7 +148,7 @@ class _BaseMLP(BaseEstimator):
             )
         theta = self._theta(spec)
         self._set_theta(spec, theta)
-        data = engine.Data(X, y, sample_weight, spec.dtype)
+        data = engine.data(X, y, sample_weight, spec.dtype)
         if self.solver in _STOCHASTIC_SOLVERS:
             self._fit_stochastic(spec, theta, X, y, data, sample_weight, incremental, thresholds)
         else:
@@ -162,8 +162,9 @@ class _BaseMLP(BaseEstimator):
 
     def _fit_lbfgs(self, spec, theta, data):
         order = spec.sklearn_order()  # scipy sees scikit-learn's packing: the same iterates
-        idx = np.arange(data.n, dtype=np.int64)
-        work = engine.Workspace(spec, engine.chunk_rows(spec, data.n))
+        n = data.Y.shape[0]
+        idx = np.arange(n, dtype=np.int64)
+        work = engine.workspace(spec, spec.chunk_rows(n))
 
         def fun(x):
             theta[order] = x
@@ -234,7 +235,7 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         use_dropout = bool(np.any(thresholds > 0))
-        work = engine.Workspace(spec, batch_size, use_dropout)
+        work = engine.workspace(spec, batch_size, use_dropout)
         if use_dropout and getattr(self, "_dropout_stream", None) is None:
             self._dropout_stream = [self._dropout_key(), 0]  # partial_fit and warm_start continue it
         stream = self._dropout_stream if use_dropout else None

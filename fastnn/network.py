@@ -7,7 +7,8 @@ import numpy as np
 from . import io
 from ._core import dropout as _dropout
 from ._core import tables as _tables
-from ._core.engine import KernelEngine
+from ._core.engine import Spec
+from ._core.tutorial_engine import KernelEngine
 from ._core.validation import check_choice, check_dtype, check_float, check_int, check_X, check_y
 from .errors import DivergenceError
 from .optimizers import SGD, OptimizerState
@@ -121,24 +122,17 @@ class NeuralNetwork:
         self.layer_sizes = (self.input_size, *self.hidden_sizes, self.output_size)
         # Used by Trainer.train (unless it is given its own); forward/predict never drop.
         self.dropout = _dropout.rates(dropout, len(self.hidden_sizes))
-        self.layer_sizes_array = np.array(self.layer_sizes, dtype=np.int64)
         n_layers = len(self.layer_sizes) - 1
-        self.activation_codes = np.array(
-            [_tables.ACTIVATIONS[activation]] * (n_layers - 1) + [_tables.OUTPUT_ACTIVATIONS[output_activation]],
-            dtype=np.int64,
-        )
+        act_codes = [_tables.ACTIVATIONS[activation]] * (n_layers - 1) + [_tables.OUTPUT_ACTIVATIONS[output_activation]]
+        # What the engine knows of this network; the attributes below are its arrays.
+        self._spec = Spec(self.layer_sizes, act_codes, self.alpha, self.dtype)
+        self.layer_sizes_array = self._spec.sizes
+        self.activation_codes = self._spec.act_codes
         self.loss_code = _tables.LOSSES[loss_func]
-        # Logs take probabilities clipped to [eps, 1 - eps] (scikit-learn's choice).
-        self.clip_eps = float(np.finfo(self.dtype).eps)
-        n_params = sum(a * b + b for a, b in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
-        self.params = np.zeros(n_params, dtype=self.dtype)
-        self.weights, self.biases = [], []
-        offset = 0
-        for d_in, d_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            self.weights.append(self.params[offset : offset + d_in * d_out].reshape(d_in, d_out))
-            offset += d_in * d_out
-            self.biases.append(self.params[offset : offset + d_out].reshape(1, d_out))
-            offset += d_out
+        self.clip_eps = self._spec.clip_eps
+        self.params = np.zeros(self._spec.n_params, dtype=self.dtype)
+        weights, biases = self._spec.unpack(self.params)
+        self.weights, self.biases = weights, [b.reshape(1, -1) for b in biases]
         self._initialise()
         self.a2 = None
 

@@ -6,8 +6,7 @@ tutorial. Update rules are in ``fastnn.kernels.optimizers`` (and, in NumPy, in
 """
 from dataclasses import dataclass
 
-import numpy as np
-
+from ._core.engine import OptimizerState  # noqa: F401 (re-exported: the state Trainer keeps)
 from ._core.validation import check_float
 from .kernels import codes
 
@@ -81,17 +80,3 @@ def resolve(optimizer):
         return OPTIMIZERS[optimizer]
     valid = ", ".join(repr(k) for k in OPTIMIZERS)
     raise ValueError(f"optimizer must be one of {valid} or an SGD/Adam object; got {optimizer!r}.")
-
-
-class OptimizerState:
-    """Moment buffers m (velocity for momentum), v and the update count t of one optimizer
-    over a flat parameter buffer of ``size`` elements."""
-
-    def __init__(self, optimizer, size: int, dtype):
-        self.optimizer = optimizer
-        self.m = np.zeros(size, dtype=dtype)
-        self.v = np.zeros(size if optimizer.code == codes.ADAM else 0, dtype=dtype)
-        self.t = 0
-
-    def matches(self, optimizer, size, dtype) -> bool:
-        return self.optimizer == optimizer and self.m.size == size and self.m.dtype == dtype

@@ -5,12 +5,12 @@ messages as scikit-learn 1.9's estimators, and the same training trajectory at t
 ``random_state``: the random numbers are drawn in scikit-learn's order (weights then
 biases per layer as float64, the early-stopping split, one shuffle per epoch that
 compounds ``idx = idx[perm]``), and the losses, L2 term, gradients and updates follow
-its conventions. An epoch is one compiled call (``fastnn.kernels.sk_epoch``); L-BFGS is
+its conventions. An epoch is one compiled call (``fastnn.kernels.epoch.fit_epoch``); L-BFGS is
 scipy's, driven by one compiled full-batch loss-and-gradient call.
 
 Extensions, off by default: hidden activations 'leaky_relu' (slope 0.01) and 'elu'
 (scale 1.0), the keyword-only ``dropout`` (inverted dropout of the hidden layers while
-fitting with 'adam' or 'sgd'; masks from ``fastnn.kernels.epoch``'s counter-based
+fitting with 'adam' or 'sgd'; masks from ``fastnn.kernels.dropout``'s counter-based
 stream, keyed by ``random_state``) and the keyword-only ``dtype`` (compute in float32
 or float64 whatever the input's dtype; by default float32 input stays float32, anything
 else becomes float64).

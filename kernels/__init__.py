@@ -20,10 +20,10 @@ def _package_digest() -> str:
 def _cache_dir():
     """The folder numba caches this package's kernels in (every kernel file shares it),
     or None when caching is off (e.g. NUMBA_DISABLE_JIT)."""
-    from .epoch import train_epoch
+    from .epoch import fit_epoch
 
     try:
-        return Path(train_epoch._cache.cache_path)
+        return Path(fit_epoch._cache.cache_path)
     except AttributeError:
         return None
 

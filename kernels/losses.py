@@ -1,6 +1,10 @@
 """Loss values and the output-layer delta dL/dZ, for each loss x output activation.
 
-Conventions (the loss is a mean over the n samples of the batch; k outputs):
+``batch_loss`` and ``batch_delta`` serve both faces: they take the tutorial's codes
+(``loss_sum``, ``output_delta``) and scikit-learn's (``sk_loss_sum``, ``sk_output_delta``),
+each with optional sample weights.
+
+The tutorial's conventions (the loss is a mean over the n samples of the batch; k outputs):
     MSE                       L = 1/(n k) sum (A - Y)^2
     LOG_LOSS                  L = -1/(n k) sum Y log A + (1 - Y) log(1 - A)
     CATEGORICAL_CROSSENTROPY  L = -1/n sum Y log A
@@ -161,3 +165,38 @@ def sk_output_delta(A, Y, sw, D):
         w = sw[i] if weighted else 1.0
         for j in range(k):
             D[i, j] = (A[i, j] - Y[i, j]) * w if weighted else A[i, j] - Y[i, j]
+
+
+# -- either face's codes, with optional sample weights ---------------------------------------------
+@jit
+def batch_loss(A, Y, sw, code, eps):
+    """Sum over the batch of the per-sample losses of ``code`` (the tutorial's or one of
+    codes.SK_*), each times its sample weight; sw (n,) or empty for unit weights."""
+    if code >= SK_SQUARED_ERROR:
+        return sk_loss_sum(A, Y, sw, code, eps)
+    if sw.size == 0:
+        return loss_sum(A, Y, code, eps)
+    total = 0.0
+    for i in range(A.shape[0]):
+        total += sw[i] * loss_sum(A[i : i + 1], Y[i : i + 1], code, eps)
+    return total
+
+
+@jit
+def batch_delta(A, Y, sw, loss_code, out_code, scale, D):
+    """D <- scale * dL/dZ of the output layer for the summed losses of ``batch_loss``:
+    ``scale`` is 1 / (the weight sum) for the gradient of the weighted mean."""
+    if loss_code >= SK_SQUARED_ERROR:
+        sk_output_delta(A, Y, sw, D)
+        if scale != 1.0:
+            c = cast_like(scale, D)
+            for i in range(D.shape[0]):
+                for j in range(D.shape[1]):
+                    D[i, j] *= c
+        return
+    output_delta(A, Y, loss_code, out_code, scale, D)
+    if sw.size > 0:
+        for i in range(D.shape[0]):
+            w = cast_like(sw[i], D)
+            for j in range(D.shape[1]):
+                D[i, j] *= w

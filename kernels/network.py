@@ -16,7 +16,6 @@ import numpy as np
 
 from ._jit import jit
 from .dense import dense_backward, dense_forward
-from .losses import output_delta
 
 
 @jit(inline="always")
@@ -113,34 +112,6 @@ def sum_squares_weights(theta, sizes):
         total += np.dot(w, w)
         off += nw + sizes[layer + 1]
     return total
-
-
-@jit(inline="always")
-def penalised_mean(loss_sum, n, l2, theta, sizes):
-    """The batch's mean loss: ``loss_sum`` / n plus the L2 term 0.5 l2 sum(W^2)."""
-    mean = loss_sum / n
-    if l2 != 0.0:
-        mean += 0.5 * l2 * sum_squares_weights(theta, sizes)
-    return mean
-
-
-@jit(inline="always")
-def loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, l2, acts, deltas, grad):
-    """Output delta and full gradient of the mean batch loss, from a forward pass done
-    by ``forward_layers`` on the same X. Y (n, d_L). Writes deltas and grad."""
-    scaled_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, 1.0 / X.shape[0], l2, acts, deltas, grad)
-
-
-@jit(inline="always")
-def scaled_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, scale, l2, acts, deltas, grad):
-    """``loss_and_gradient`` of ``scale`` times the summed loss of the rows of X (scale
-    1/N when these n rows are a block of an N-row batch)."""
-    n = X.shape[0]
-    L = sizes.size - 1
-    A_out = view2d(acts, activation_offset(sizes, L - 1, n), n, sizes[L])
-    D_out = view2d(deltas, activation_offset(sizes, L - 1, n), n, sizes[L])
-    output_delta(A_out, Y, loss_code, act_codes[L - 1], scale, D_out)
-    backward_layers(X, theta, sizes, act_codes, alpha, acts, deltas, l2, grad)
 
 
 @jit

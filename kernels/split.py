@@ -12,14 +12,22 @@ The test set's predictions after each epoch are split the same way.
 Results do not depend on timing or threads: the blocks are fixed (``PARTS`` of
 them, the first ones a row longer) and their gradients are added in block order.
 """
+from collections import namedtuple
+
 from ._jit import jit
-from .epoch import gather_rows
-from .losses import NO_ACCURACY, count_correct, loss_sum
-from .network import forward_layers, penalised_mean, predict, scaled_gradient
+from .epoch import gather_rows, penalised, penalty_coefficient
+from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
+from .network import activation_offset, backward_layers, forward_layers, predict, view2d
 from .optimizers import step
 from .sync import store_release, wait_for
 
 PARTS = 2
+
+# A split training call's buffers, shared by both threads. Batches are rows of (Xs, Ys);
+# acts and deltas (PARTS * block_scratch(batch rows, sizes),) give each block a 1/PARTS
+# share; grads (PARTS, p) each block's gradient; the test set X_out (N, d_0) is predicted
+# into out (N, d_L), ``chunk`` rows at a time, with acts_out (PARTS * chunk * sum(d_1..d_L),).
+Blocks = namedtuple("Blocks", "Xs Ys acts deltas grads X_out chunk acts_out out")
 
 # The block kernels below are inlined into split_run, their only caller: as functions of
 # their own, each compiled library carried another machine-code copy of the forward
@@ -40,37 +48,36 @@ def block_scratch(n, sizes):
 
 
 @jit(inline="always")
-def block_loss_and_gradient(X, Y, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind, clip_eps,
-                            l2, q, acts, deltas, grads):
-    """Block q of the batch (X, Y), (n, d_0) and (n, d_L): forward pass, loss, accuracy,
-    and its share of the gradient of the batch's mean loss (1/n of its rows' sum, and
-    the ``l2`` W term in block 0 only) into grads[q].
+def block_loss_and_gradient(X, Y, no_weights, net, objective, c, q, blocks):
+    """Block q of the batch (X, Y), (n, d_0) and (n, d_L), unit weights (``no_weights`` an
+    empty array of the dtype): forward pass,
+    loss, accuracy, and its share of the gradient of the batch's J (the delta scaled by
+    1/n for all its rows, and the penalty's c W in block 0 only) into blocks.grads[q].
 
-    acts, deltas (>= PARTS * block_scratch(n, sizes),) scratch, a 1/PARTS share per
-    block; grads (PARTS, p).
-    Returns (sum of the block's per-sample ``metric_code`` losses, its ``acc_kind``
-    correct count).
+    Returns (sum of the block's per-sample ``metric_code`` losses, its correct count).
     """
     n = X.shape[0]
     lo, hi = block(n, q)
-    g = grads[q]
+    g = blocks.grads[q]
     if hi == lo:  # a 1-row batch leaves the second block empty
         for i in range(g.size):
             g[i] = 0.0
         return 0.0, 0.0
-    stride = acts.size // PARTS
-    a, d = acts[q * stride : (q + 1) * stride], deltas[q * stride : (q + 1) * stride]
+    stride = blocks.acts.size // PARTS
+    a, d = blocks.acts[q * stride : (q + 1) * stride], blocks.deltas[q * stride : (q + 1) * stride]
     Xq, Yq = X[lo:hi], Y[lo:hi]
-    A = forward_layers(Xq, theta, sizes, act_codes, alpha, a)
-    total = loss_sum(A, Yq, metric_code, clip_eps)
-    correct = count_correct(A, Yq, acc_kind) if acc_kind != NO_ACCURACY else 0.0
-    scaled_gradient(Xq, Yq, theta, sizes, act_codes, alpha, loss_code, 1.0 / n, l2 if q == 0 else 0.0, a, d, g)
+    A = forward_layers(Xq, net.theta, net.sizes, net.act_codes, net.alpha, a)
+    total = batch_loss(A, Yq, no_weights, objective.metric_code, objective.clip_eps)
+    correct = count_correct(A, Yq, objective.acc_kind) if objective.acc_kind != NO_ACCURACY else 0.0
+    L = net.sizes.size - 1
+    D_out = view2d(d, activation_offset(net.sizes, L - 1, hi - lo), hi - lo, net.sizes[L])
+    batch_delta(A, Yq, no_weights, objective.loss_code, net.act_codes[L - 1], 1.0 / n, D_out)
+    backward_layers(Xq, net.theta, net.sizes, net.act_codes, net.alpha, a, d, c if q == 0 else 0.0, g)
     return total, correct
 
 
 @jit(inline="always")
-def add_blocks_and_step(grads, grad, theta, sizes, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
-                        weight_decay):
+def add_blocks_and_step(grads, grad, theta, sizes, optimizer, t, decay):
     """After ``block_loss_and_gradient`` for every block: grad <- the sum of grads (in
     block order), then update t (counted from 1; see ``optimizers.step``)."""
     for i in range(grad.size):
@@ -78,17 +85,18 @@ def add_blocks_and_step(grads, grad, theta, sizes, opt_code, m, v, lr, mu, beta1
     for q in range(1, PARTS):
         for i in range(grad.size):
             grad[i] += grads[q, i]
-    step(opt_code, theta, grad, m, v, lr, mu, beta1, beta2, adam_eps, t, weight_decay, sizes)
+    step(optimizer.code, theta, grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,
+         optimizer.beta2, optimizer.eps, t, decay, sizes)
 
 
 @jit(inline="always")
-def block_predict(X, theta, sizes, act_codes, alpha, chunk, q, acts, out):
-    """Block q of ``network.predict`` over the rows of X: out[lo:hi] written, ``chunk``
-    rows at a time; acts (>= PARTS * chunk * sum(d_1..d_L),), a 1/PARTS share per block."""
-    lo, hi = block(X.shape[0], q)
-    stride = acts.size // PARTS
+def block_predict(net, q, blocks):
+    """Block q of ``network.predict`` over the rows of blocks.X_out into blocks.out."""
+    lo, hi = block(blocks.X_out.shape[0], q)
+    stride = blocks.acts_out.size // PARTS
     if hi > lo:
-        predict(X[lo:hi], theta, sizes, act_codes, alpha, chunk, acts[q * stride : (q + 1) * stride], out[lo:hi])
+        predict(blocks.X_out[lo:hi], net.theta, net.sizes, net.act_codes, net.alpha, blocks.chunk,
+                blocks.acts_out[q * stride : (q + 1) * stride], blocks.out[lo:hi])
 
 
 # -- the hand-off (see kernels/sync.py) -------------------------------------------------------
@@ -102,46 +110,47 @@ EPOCH, HELPER, PREDICT = 0, 1, 2
 
 
 @jit
-def split_run(role, ctrl, results, Xs, Ys, theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind,
-              clip_eps, acts, deltas, grads, X_out, chunk, acts_out, out,
-              X, Y, idx, batch_size, grad, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t, l2, weight_decay):
+def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size, optimizer, decay, grad):
     """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
     HELPER: the helper thread's loop for a whole training call, until ctrl[0] says STOP:
     at each WORK, block 1 of the job in ctrl[1] (GRADIENT: of the batch, its (loss,
-    correct) into results[0:2]; FORWARD: ``block_predict`` of X_out into out), then
-    DONE. It reads only the arguments up to ``out``, which are the training call's own
-    arrays (X_out, out may have 0 rows); the caller changes their contents (theta, the
-    gathered batch) only between DONE and the next WORK. Returns zeros.
+    correct) into results[0:2]; FORWARD: ``block_predict``), then DONE. It reads only
+    ``net``, ``objective``, ``blocks`` and data.sw (empty: unit weights), the training
+    call's own arrays; the caller
+    changes their contents (theta, the gathered batch) only between DONE and the next
+    WORK. Returns zeros.
 
-    EPOCH: ``epoch.fit_epoch`` (without dropout) with each batch's gradient split
-    between the two threads. Batches are rows idx[start:start + batch_size] of (X, Y)
-    gathered into Xs, Ys (batch_size rows), or, with idx None, rows start:start + n of
-    Xs, Ys themselves (X, Y are then not read). Returns (mean loss, correct count, t).
+    EPOCH: ``epoch.fit_epoch`` (unit weights, dense rows, no dropout) with each batch's
+    gradient split between the two threads. Batches are rows idx[start:start +
+    batch_size] of (data.X, data.Y) gathered into blocks.Xs, blocks.Ys, or, with idx
+    None, rows start:start + n of Xs, Ys themselves (data is then not read). Returns
+    (mean J, correct count, t).
 
-    PREDICT: out <- the network's output for X_out, in two blocks the same way.
+    PREDICT: blocks.out <- the network's output for blocks.X_out, in two blocks the same way.
     """
     first, second = 0, 1  # the caller's block and the helper's
+    t = optimizer.t
     if role == HELPER:
         store_release(ctrl, 0, READY)
         while wait_for(ctrl, 0, WORK, STOP) == WORK:
             if ctrl[1] == FORWARD:  # ordered by the acquire load of WORK
-                block_predict(X_out, theta, sizes, act_codes, alpha, chunk, second, acts_out, out)
+                block_predict(net, second, blocks)
             else:
                 lo, n = ctrl[2], ctrl[3]
                 results[0], results[1] = block_loss_and_gradient(
-                    Xs[lo : lo + n], Ys[lo : lo + n], theta, sizes, act_codes, alpha, loss_code, metric_code,
-                    acc_kind, clip_eps, results[2], second, acts, deltas, grads,
+                    blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, results[2], second, blocks,
                 )
             store_release(ctrl, 0, DONE)
         return 0.0, 0.0, t
     if role == PREDICT:
         ctrl[1] = FORWARD  # published by the release store of WORK
         store_release(ctrl, 0, WORK)
-        block_predict(X_out, theta, sizes, act_codes, alpha, chunk, first, acts_out, out)
+        block_predict(net, first, blocks)
         wait_for(ctrl, 0, DONE, DONE)
         return 0.0, 0.0, t
+    Xs, Ys = blocks.Xs, blocks.Ys
     N = idx.size if idx is not None else Xs.shape[0]
     total = 0.0
     correct = 0.0
@@ -149,20 +158,18 @@ def split_run(role, ctrl, results, Xs, Ys, theta, sizes, act_codes, alpha, loss_
         n = min(batch_size, N - start)
         lo = start
         if idx is not None:
-            gather_rows(X, idx, start, Xs[:n])
-            gather_rows(Y, idx, start, Ys[:n])
+            gather_rows(data.X, idx, start, Xs[:n])
+            gather_rows(data.Y, idx, start, Ys[:n])
             lo = 0
+        c = penalty_coefficient(objective, float(n))
         ctrl[1], ctrl[2], ctrl[3] = GRADIENT, lo, n
-        results[2] = l2
+        results[2] = c
         store_release(ctrl, 0, WORK)
-        loss0, correct0 = block_loss_and_gradient(
-            Xs[lo : lo + n], Ys[lo : lo + n], theta, sizes, act_codes, alpha, loss_code, metric_code, acc_kind,
-            clip_eps, l2, first, acts, deltas, grads,
-        )
+        loss0, correct0 = block_loss_and_gradient(Xs[lo : lo + n], Ys[lo : lo + n], data.sw, net, objective, c,
+                                                   first, blocks)
         wait_for(ctrl, 0, DONE, DONE)
-        total += penalised_mean(loss0 + results[0], n, l2, theta, sizes) * n
+        total += penalised(loss0 + results[0], float(n), objective, net.theta, net.sizes) * n
         correct += correct0 + results[1]
         t += 1
-        add_blocks_and_step(grads, grad, theta, sizes, opt_code, m, v, lr, mu, beta1, beta2, adam_eps, t,
-                            weight_decay)
+        add_blocks_and_step(blocks.grads, grad, net.theta, net.sizes, optimizer, t, decay)
     return total / N, correct, t

@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 from fastnn import NeuralNetwork, reference
-from fastnn.kernels import losses, network
+from fastnn.kernels import epoch, losses, network
+from fastnn.kernels.bundles import Scratch
 
 HIDDEN = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "identity"]
 PAIRS = [
@@ -83,18 +84,20 @@ def numeric_gradient(J, theta):
 
 
 def kernel_loss_and_grad(net, X, Y, l2):
-    """J and its gradient from the kernels, called as epoch.train_epoch calls them."""
+    """J and its gradient from the kernels, called as epoch.fit_epoch calls them."""
     sizes, act_codes = net.layer_sizes_array, net.activation_codes
     width = X.shape[0] * int(sizes[1:].sum())
     acts, deltas, grad = np.empty(width), np.empty(width), np.empty(net.params.size)
+    scratch = Scratch(X.ravel(), Y.ravel(), np.empty(0), acts, deltas, np.empty(0), grad)
+    spec = net._spec  # the engine's description of the network
 
     def J():
         A = network.forward_layers(X, net.params, sizes, act_codes, net.alpha, acts)
         penalty = 0.5 * l2 * network.sum_squares_weights(net.params, sizes)
         return losses.loss_sum(A, Y, net.loss_code, net.clip_eps) / X.shape[0] + penalty
 
-    network.forward_layers(X, net.params, sizes, act_codes, net.alpha, acts)
-    network.loss_and_gradient(X, Y, net.params, sizes, act_codes, net.alpha, net.loss_code, l2, acts, deltas, grad)
+    epoch.batch_gradient(X, Y, np.empty(0), float(X.shape[0]), l2, spec.net(net.params), spec.objective(net.loss_code),
+                         None, np.uint64(0), scratch)
     return J, grad
 
 

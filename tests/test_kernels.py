@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 
 from fastnn import NeuralNetwork, Trainer, reference
-from fastnn._core.engine import KernelEngine
-from fastnn.kernels import activations, codes, dense, losses, network, optimizers
+from fastnn._core.tutorial_engine import KernelEngine
+from fastnn.kernels import activations, codes, dense, epoch, losses, network, optimizers
+from fastnn.kernels.bundles import Scratch
 from fastnn.optimizers import SGD, Adam, OptimizerState
 
 TOL = {
@@ -368,7 +369,7 @@ def test_forward_layers(spec, n, dtype, rng):
 @pytest.mark.parametrize("l2", [0.0, 0.05])
 @pytest.mark.parametrize("n", [1, 7])
 @pytest.mark.parametrize("spec", NETS, ids=lambda s: f"{s[0]}-{s[1]}-{s[2]}-{s[3]}-{s[4]}-{s[5]}")
-def test_backward_layers_and_loss_and_gradient(spec, n, l2, dtype, rng):
+def test_backward_layers_and_batch_gradient(spec, n, l2, dtype, rng):
     net = make_net(spec, dtype)
     X, Y = data_for(spec, n, dtype, rng)
     sizes, act_codes = net.layer_sizes_array, net.activation_codes
@@ -386,10 +387,13 @@ def test_backward_layers_and_loss_and_gradient(spec, n, l2, dtype, rng):
     network.backward_layers(X, net.params, sizes, act_codes, net.alpha, acts, deltas, l2, grad)
     check(grad, want, dtype, "network")
 
-    # loss_and_gradient: output delta and backward together.
+    # epoch.batch_gradient: forward pass, output delta and backward together.
     grad2 = np.full(net.params.size, np.nan, dtype=dtype)
     deltas2 = np.empty(width, dtype=dtype)
-    network.loss_and_gradient(X, Y, net.params, sizes, act_codes, net.alpha, net.loss_code, l2, acts, deltas2, grad2)
+    no_weights = np.empty(0, dtype=dtype)
+    scratch = Scratch(X.ravel(), Y.ravel(), no_weights, acts, deltas2, no_weights, grad2)
+    epoch.batch_gradient(X, Y, no_weights, float(n), l2, net._spec.net(net.params), net._spec.objective(net.loss_code),
+                         None, np.uint64(0), scratch)
     check(grad2, want, dtype, "network")
     check(packed_blocks(deltas2, sizes, n)[-1], D_out, dtype, "network")
 
@@ -431,7 +435,7 @@ LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adam": 0.01}
 
 
 def kernel_epoch(net, X, Y, idx, batch_size, opt, state, lr, metric_code, l2=0.0, l2_batch=0.0):
-    """epoch.train_epoch, through the engine that calls it (fresh work buffers)."""
+    """epoch.fit_epoch, through the engine that calls it (fresh work buffers)."""
     work = KernelEngine.workspace(net, batch_size)
     return KernelEngine.train_epoch(net, X, Y, idx, batch_size, opt, state, lr, metric_code, work, l2, l2_batch)
 

@@ -28,7 +28,7 @@ import json, sys, warnings
 import numpy as np
 from fastnn import MLPClassifier
 from fastnn._core.precompile import CompileWarning
-from fastnn.kernels import sk_epoch
+from fastnn.kernels import epoch
 rng = np.random.default_rng(0)
 X = rng.random((120, 6)); y = rng.integers(0, 3, 120)
 out = {"warnings": [], "weights": {}}
@@ -38,8 +38,8 @@ with warnings.catch_warnings(record=True) as caught:
         clf = MLPClassifier((7,), max_iter=5, random_state=0).fit(X.astype(dtype), y)
         out["weights"][dtype] = [float(w).hex() for c in clf.coefs_ for w in c.ravel()]
 out["warnings"] = [str(w.message) for w in caught if issubclass(w.category, CompileWarning)]
-out["hits"] = sum(sk_epoch.sk_train_epoch.stats.cache_hits.values())
-out["misses"] = sum(sk_epoch.sk_train_epoch.stats.cache_misses.values())
+out["hits"] = sum(epoch.fit_epoch.stats.cache_hits.values())
+out["misses"] = sum(epoch.fit_epoch.stats.cache_misses.values())
 print(json.dumps(out))
 """
 
@@ -135,11 +135,11 @@ def test_a_copied_install_finds_its_cache_and_an_edit_invalidates_it(installed_c
     network = installed_copy / "fastnn" / "kernels" / "network.py"
     network.write_text(network.read_text() + "\n# an edit\n")
     state, reason = status_of(installed_copy)
-    assert state == "compile" and "no compiled sk_train_epoch" in reason  # the stale cache was dropped
+    assert state == "compile" and "no compiled fit_epoch" in reason  # the stale cache was dropped
 
 
 def test_a_cache_from_another_numba_is_not_used_and_named(installed_copy):
-    index = next((installed_copy / "fastnn" / "kernels" / "__pycache__").glob("sk_epoch.sk_train_epoch-*.nbi"))
+    index = next((installed_copy / "fastnn" / "kernels" / "__pycache__").glob("epoch.fit_epoch-*.nbi"))
     with open(index, "rb") as f:
         pickle.load(f)
         rest = f.read()
@@ -169,7 +169,7 @@ def test_compile_command_rejects_bad_arguments():
 
 
 def test_a_corrupt_index_means_compile_and_never_fails_a_fit(installed_copy):
-    index = next((installed_copy / "fastnn" / "kernels" / "__pycache__").glob("sk_epoch.sk_train_epoch-*.nbi"))
+    index = next((installed_copy / "fastnn" / "kernels" / "__pycache__").glob("epoch.fit_epoch-*.nbi"))
     with open(index, "rb") as f:
         version = pickle.load(f)
     with open(index, "wb") as f:

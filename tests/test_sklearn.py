@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 
 import fastnn
 from fastnn._core import dropout as _dropout
-from fastnn._core import sk_engine as engine
+from fastnn._core import engine as core_engine, sk_engine as engine
 from fastnn.sklearn import MLPClassifier, MLPRegressor
 
 RNG = np.random.RandomState(0)
@@ -133,13 +133,13 @@ def test_sparse_input_matches_dense_sklearn():
         _fit_both(sk, fa, Xin, Y_MULTI)
         np.testing.assert_allclose(fa.loss_curve_, sk.loss_curve_, rtol=1e-10)
         np.testing.assert_array_equal(fa.predict(Xin), sk.predict(Xin))
-    # predict densifies chunk by chunk: force several chunks
-    old = engine.WORK_ELEMENTS
+    # predict densifies chunk by chunk: force several chunks (the bound is the engine's)
+    old = core_engine.WORK_ELEMENTS
     try:
-        engine.WORK_ELEMENTS = 7 * 30
+        core_engine.WORK_ELEMENTS = 7 * 30
         np.testing.assert_array_equal(fa.predict(Xs), sk.predict(Xs))
     finally:
-        engine.WORK_ELEMENTS = old
+        core_engine.WORK_ELEMENTS = old
 
 
 # -- L-BFGS ---------------------------------------------------------------------------------
@@ -174,13 +174,13 @@ def test_lbfgs_loss_and_gradient_at_initial_point(kind, target, out, alpha, weig
     _assert_same_params(sk, fa, rtol=0)  # the same draws, bit for bit
     loss_sk, grad_sk = _sklearn_loss_grad(sk, X, Y, sw)
     spec = fa._spec()
-    work = engine.Workspace(spec, 200)
-    loss_fa = engine.loss_grad(spec, engine.Data(X, Y, sw, np.float64), np.arange(200), fa._packed, alpha, work)
+    work = engine.workspace(spec, 200)
+    loss_fa = engine.loss_grad(spec, engine.data(X, Y, sw, np.float64), np.arange(200), fa._packed, alpha, work)
     assert loss_fa == pytest.approx(loss_sk, rel=1e-12)
     np.testing.assert_allclose(work.grad[spec.sklearn_order()], grad_sk, rtol=1e-12, atol=1e-15 * np.abs(grad_sk).max())
     # in chunks of 37 rows: the same up to summation order
-    work = engine.Workspace(spec, 37)
-    assert engine.loss_grad(spec, engine.Data(X, Y, sw, np.float64), np.arange(200), fa._packed, alpha, work) == (
+    work = engine.workspace(spec, 37)
+    assert engine.loss_grad(spec, engine.data(X, Y, sw, np.float64), np.arange(200), fa._packed, alpha, work) == (
         pytest.approx(loss_sk, rel=1e-12))
 
 
@@ -202,7 +202,7 @@ def test_finite_difference_gradient_of_extensions():
         spec = engine.Spec([10, 6, 3], act, "softmax", np.float64)
         theta = np.random.RandomState(1).randn(spec.n_params) * 0.5
         Y = np.eye(3)[Y_MULTI]
-        data, idx, work = engine.Data(X, Y, SW, np.float64), np.arange(200), engine.Workspace(spec, 200)
+        data, idx, work = engine.data(X, Y, SW, np.float64), np.arange(200), engine.workspace(spec, 200)
         engine.loss_grad(spec, data, idx, theta, 0.2, work)
         g = work.grad.copy()
         h = 1e-6

@@ -24,9 +24,9 @@ GRID = dict(alpha=[1e-4, 1e-1], hidden_layer_sizes=[(4,), (8,)])
 
 def _kernel_cache_stats():
     """(compilations, loads from the cache) of the epoch kernel in this process."""
-    from fastnn.kernels import sk_epoch
+    from fastnn.kernels import epoch
 
-    stats = sk_epoch.sk_train_epoch.stats
+    stats = epoch.fit_epoch.stats
     return sum(stats.cache_misses.values()), sum(stats.cache_hits.values())
 
 

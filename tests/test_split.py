@@ -11,8 +11,10 @@ import pytest
 import fastnn
 from fastnn import reference
 from fastnn.optimizers import SGD, OptimizerState
-from fastnn._core.engine import KernelEngine, should_split
+from fastnn._core.engine import should_split
+from fastnn._core.tutorial_engine import KernelEngine
 from fastnn.kernels import codes, losses, split
+from fastnn.kernels.bundles import Optimizer
 from test_kernels import NETS, TOL, as_float64, check, data_for, make_net
 
 F64 = np.float64
@@ -43,18 +45,21 @@ def test_split_gradient_equals_the_reference(spec, n, dtype, rng):
     scratch = split.PARTS * split.block_scratch(n, sizes)
     acts, deltas = np.empty(scratch, dtype=dtype), np.empty(scratch, dtype=dtype)
     grads = np.full((split.PARTS, net.params.size), np.nan, dtype=dtype)
+    no_test = np.empty((0, sizes[0]), dtype=dtype)
+    blocks = split.Blocks(X, Y, acts, deltas, grads, no_test, 1, acts[:0], no_test)
+    spec = net._spec
+    objective = spec.objective(net.loss_code, acc_kind=losses.ARGMAX_ACCURACY)
     total, correct = 0.0, 0.0
     for q in range(split.PARTS):
         block_sum, block_correct = split.block_loss_and_gradient(
-            X, Y, net.params, sizes, net.activation_codes, net.alpha, net.loss_code, net.loss_code,
-            losses.ARGMAX_ACCURACY, net.clip_eps, l2, q, acts, deltas, grads,
+            X, Y, np.empty(0, dtype=dtype), spec.net(net.params), objective, l2, q, blocks,
         )
         total, correct = total + block_sum, correct + block_correct
     grad = np.full(net.params.size, np.nan, dtype=dtype)
     theta = net.params.copy()
     no_state = net.params[:0]  # plain SGD keeps none
-    split.add_blocks_and_step(grads, grad, net.params, sizes, codes.SGD, no_state, no_state, 0.5, 0.0, 0.9, 0.999,
-                              1e-8, 1, None)
+    sgd = Optimizer(codes.SGD, no_state, no_state, 0, 0.5, 0.0, 0.9, 0.999, 1e-8)
+    split.add_blocks_and_step(grads, grad, net.params, sizes, sgd, 1, None)
     check(grad, want, dtype, "network")
     np.testing.assert_allclose(net.params, theta - dtype(0.5) * grad, rtol=1e-6 if dtype == np.float32 else 1e-15)
     want_loss = reference.mean_loss(As[-1], Y.astype(F64), net.loss_code, net.clip_eps) * n

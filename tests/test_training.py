@@ -10,7 +10,7 @@ import fastnn
 from fastnn import reference
 from fastnn._core import dropout as _dropout
 from fastnn.callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
-from fastnn.kernels import epoch, optimizers
+from fastnn.kernels import dropout as kernel_dropout, optimizers
 from fastnn.kernels.codes import ADAM
 from fastnn.optimizers import Adam, OptimizerState
 
@@ -71,7 +71,7 @@ def test_model_dropout_is_used_and_forward_never_drops():
 def test_kernel_mask_statistics_match_the_rate(rate):
     thr = _dropout.thresholds([rate])[0]
     keep = np.empty(200_000)
-    epoch.dropout_keep(np.uint64(_dropout.new_key(net())), np.uint64(12345), thr, keep)
+    kernel_dropout.dropout_keep(np.uint64(_dropout.new_key(net())), np.uint64(12345), thr, keep)
     # 200k Bernoulli(1 - p) draws: the mean is within 5 standard deviations.
     assert abs(keep.mean() - (1 - rate)) < 5 * math.sqrt(rate * (1 - rate) / keep.size)
     # Neighbours are independent: P(both kept) = (1 - p)^2.
@@ -86,7 +86,7 @@ def test_dropout_forward_kernel_scales_kept_units_and_zeroes_the_others():
     A = rng.uniform(0.1, 0.9, (50, 40))  # sigmoid outputs
     A0, G = A.copy(), np.empty_like(A)
     thr = _dropout.thresholds([0.25])[0]
-    epoch.dropout_forward(A, G, fastnn.kernels.codes.SIGMOID, 0.0, thr, np.uint64(9), np.uint64(100))
+    kernel_dropout.dropout_forward(A, G, fastnn.kernels.codes.SIGMOID, 0.0, thr, np.uint64(9), np.uint64(100))
     keep = _dropout.keep_mask(9, 100, thr, A.shape)
     scale = 2**32 / (2**32 - thr)  # = 1 / (1 - p) for the effective rate thr / 2^32
     np.testing.assert_allclose(A, np.where(keep, scale * A0, 0), rtol=1e-15)

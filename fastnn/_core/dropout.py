@@ -1,6 +1,6 @@
 """Dropout rates, their integer thresholds and the mask stream, on the Python side.
 
-The kernel (``fastnn.kernels.epoch``) keeps a unit when the top 32 bits of
+The kernel (``fastnn.kernels.dropout``) keeps a unit when the top 32 bits of
 ``random_bits(key, counter)`` are >= round(p * 2^32); ``stream_bits`` below is the same
 generator in NumPy, so ``fastnn.reference`` draws bit-identical masks.
 """

@@ -1,21 +1,117 @@
-"""The kernel engine: allocates work buffers once and calls the compiled kernels.
+"""The engine behind both faces: one description of a network (``Spec``), the data and
+the optimizer in the kernels' form, one ``Workspace``, and the calls of the compiled
+kernels (kernels/epoch.py, kernels/split.py, kernels/network.py).
 
-``fastnn.reference.NumpyEngine`` has the same methods, written in plain NumPy; a
-network picks its engine through its class, so the public API is shared.
+The faces are adapters: ``tutorial_engine.KernelEngine`` (NeuralNetwork, Trainer) and
+``sk_engine`` (MLPClassifier, MLPRegressor) state their objective (``Spec.objective``)
+and bring their data; everything that touches the data or the weights is here.
+Parameters are one flat buffer ``theta`` in the kernels' layout (W_0, b_0, W_1, b_1, ...).
 """
-import contextlib
-
 import numpy as np
+import scipy.sparse as sp
 
-from . import dropout as _dropout, precompile as _precompile, split as _split, threads
+from . import split as _split, threads
 from .fpu import flushing_subnormals
-from ..kernels import epoch, losses, network, split
+from ..kernels import codes, epoch, network, split
+from ..kernels.bundles import Data, Dropout, Net, Objective, Optimizer, Scratch
 
-# Rows per forward chunk in predict: keeps the scratch for wide layers bounded.
-PREDICT_CHUNK = 4096
+# Rows x total layer width of the scratch of full-batch passes and predict: bounds the
+# memory of wide layers, and keeps small ones in one chunk.
+WORK_ELEMENTS = 1 << 22
 # Below this many multiply-adds per epoch (rows x weights), handing a block to the
 # helper thread (~40 us) costs more than splitting the batch gains.
 SPLIT_MIN_MACS = 1_000_000
+
+
+def kernel_array(a, dtype):
+    """``a`` as a writable, aligned C-contiguous array of ``dtype``: one compiled
+    signature per dtype.
+
+    Read-only inputs (joblib's memmaps) and unaligned ones (buffers unpickled at an odd
+    offset) are copied, since Numba compiles each as a separate type: a compilation
+    instead of a cache load, in every worker process."""
+    out = np.ascontiguousarray(a, dtype=dtype)
+    return out if out.flags.writeable and out.flags.aligned else out.copy()
+
+
+class Spec:
+    """What the kernels need to know of a network: layer sizes, activation codes (the last
+    one the output's), the leaky ReLU / ELU ``alpha``, the dtype."""
+
+    def __init__(self, layer_units, act_codes, alpha, dtype):
+        self.sizes = np.array(layer_units, dtype=np.int64)
+        self.act_codes = np.array(act_codes, dtype=np.int64)
+        self.alpha = float(alpha)
+        self.dtype = np.dtype(dtype)
+        # Logs take probabilities clipped to [eps, 1 - eps] (scikit-learn's choice).
+        self.clip_eps = float(np.finfo(self.dtype).eps)
+        self.shapes = list(zip(self.sizes[:-1].tolist(), self.sizes[1:].tolist()))
+        self.n_params = sum(a * b + b for a, b in self.shapes)
+        self.width = int(self.sizes[1:].sum())
+
+    def net(self, theta):
+        return Net(theta, self.sizes, self.act_codes, self.alpha)
+
+    def objective(self, loss_code, metric_code=None, acc_kind=0, l2=0.0, l2_summed=0.0):
+        """The ``kernels.bundles.Objective`` of a fit: train ``loss_code``, report
+        ``metric_code`` (default: the same), count ``acc_kind``; L2 terms ``l2`` on the mean
+        loss (the tutorial's) and ``l2_summed`` on the summed one (scikit-learn's alpha)."""
+        metric_code = loss_code if metric_code is None else metric_code
+        return Objective(int(loss_code), int(metric_code), int(acc_kind), self.clip_eps, float(l2), float(l2_summed))
+
+    def chunk_rows(self, n):
+        """Rows per chunk of a full-batch pass or prediction over n rows."""
+        return int(max(1, min(n, WORK_ELEMENTS // max(self.width, 1))))
+
+    def pack(self, coefs, intercepts):
+        """Flat theta (kernel layout) from lists of weights and biases."""
+        parts = []
+        for W, b in zip(coefs, intercepts):
+            parts += [np.ravel(W), np.ravel(b)]
+        return kernel_array(np.concatenate(parts), self.dtype)
+
+    def unpack(self, theta):
+        """(weights, biases): lists of views into theta, (d_in, d_out) and (d_out,)."""
+        coefs, intercepts, off = [], [], 0
+        for a, b in self.shapes:
+            coefs.append(theta[off : off + a * b].reshape(a, b))
+            off += a * b
+            intercepts.append(theta[off : off + b])
+            off += b
+        return coefs, intercepts
+
+    def sklearn_order(self):
+        """Permutation p with theta[p] = scikit-learn's packing (all weights, then all biases)."""
+        w_parts, b_parts, off = [], [], 0
+        for a, b in self.shapes:
+            w_parts.append(np.arange(off, off + a * b))
+            off += a * b
+            b_parts.append(np.arange(off, off + b))
+            off += b
+        return np.concatenate(w_parts + b_parts)
+
+
+# -- the kernels' arguments ------------------------------------------------------------------
+def dense_data(X, Y, sample_weight=None):
+    """``kernels.bundles.Data`` of validated dense arrays, used as they are."""
+    dt = X.dtype
+    sw = np.empty(0, dtype=dt) if sample_weight is None else sample_weight
+    no_index = np.empty(0, dtype=np.int64)
+    return Data(X, np.empty(0, dtype=dt), no_index, no_index, Y, sw)
+
+
+def data(X, Y, sample_weight, dtype):
+    """``kernels.bundles.Data`` of X (dense, or a SciPy sparse matrix: kept as CSR parts and
+    gathered a batch at a time, never densified whole), Y and optional sample weights,
+    copied where the kernels need another dtype or layout."""
+    sw = None if sample_weight is None else kernel_array(sample_weight, dtype)
+    Y = kernel_array(Y, dtype)
+    if not sp.issparse(X):
+        return dense_data(kernel_array(X, dtype), Y, sw)
+    X = sp.csr_matrix(X)  # CSC -> CSR (a copy); CSR stays as is
+    indices, indptr = kernel_array(X.indices, np.int64), kernel_array(X.indptr, np.int64)
+    sw = np.empty(0, dtype=dtype) if sw is None else sw
+    return Data(np.empty((0, 0), dtype=dtype), kernel_array(X.data, dtype), indices, indptr, Y, sw)
 
 
 def hyperparameters(optimizer):
@@ -28,6 +124,44 @@ def hyperparameters(optimizer):
     )
 
 
+def optimizer(optimizer, state, lr):
+    """``kernels.bundles.Optimizer``: the rule and hyperparameters of ``optimizer`` (an
+    object with ``code`` and, as they apply, momentum, beta1, beta2, epsilon), its state
+    (``fastnn.optimizers.OptimizerState``) and the learning rate of this call."""
+    mu, beta1, beta2, eps = hyperparameters(optimizer)
+    return Optimizer(int(optimizer.code), state.m, state.v, int(state.t), float(lr), mu, beta1, beta2, eps)
+
+
+def dropout(thresholds, stream):
+    """``kernels.bundles.Dropout`` for ``thresholds`` (L - 1,) int64 and ``stream`` = (key,
+    counter), or None when no layer drops anything: the kernels then compile and run
+    without dropout's code."""
+    if thresholds is None or not np.any(thresholds):
+        return None
+    return Dropout(thresholds, np.uint64(stream[0]), np.uint64(stream[1]))
+
+
+def decay(weight_decay):
+    """Decoupled weight decay for the kernels: None (not 0) when off, which prunes its code."""
+    return float(weight_decay) if weight_decay else None
+
+
+class OptimizerState:
+    """Moment buffers m (velocity for momentum), v and the update count t of one optimizer
+    (an object with a ``code``: ``fastnn.optimizers``' or the scikit-learn face's) over a
+    flat parameter buffer of ``size`` elements."""
+
+    def __init__(self, optimizer, size: int, dtype):
+        self.optimizer = optimizer
+        self.m = np.zeros(size, dtype=dtype)
+        self.v = np.zeros(size if optimizer.code == codes.ADAM else 0, dtype=dtype)
+        self.t = 0
+
+    def matches(self, optimizer, size, dtype) -> bool:
+        return self.optimizer == optimizer and self.m.size == size and self.m.dtype == dtype
+
+
+# -- scratch -----------------------------------------------------------------------------------
 def should_split(sizes, batch_size, epoch_rows, dropout):
     """Whether to train on 2 cores by splitting each batch's rows (``kernels.split``)
     rather than with BLAS's threads: for full-batch epochs without dropout, big enough
@@ -42,41 +176,43 @@ def should_split(sizes, batch_size, epoch_rows, dropout):
 
 
 class Workspace:
-    """Scratch buffers for training with batches of at most ``batch_size`` rows;
-    ``split_batch`` for ``kernels.split``'s two-core batches."""
+    """Scratch for batches (or chunks) of at most ``rows`` rows; ``dropout`` adds the
+    dropout gates, ``split`` the buffers of ``kernels.split``'s two-core batches."""
 
-    def __init__(self, sizes, batch_size, dtype, dropout=False, split_batch=False):
-        width = int(np.sum(sizes[1:]))
-        n_params = int(sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:])))
+    def __init__(self, spec, rows, dropout=False, split_batch=False):
+        dt = spec.dtype
         # Split batches: each block its own share (rows rounded up to whole blocks).
-        n_acts = split.PARTS * split.block_scratch(batch_size, sizes) if split_batch else batch_size * width
-        self.batch_size = batch_size
-        self.step_macs = threads.forward_macs(sizes, batch_size)
-        self.Xb = np.empty(batch_size * sizes[0], dtype=dtype)
-        self.Yb = np.empty(batch_size * sizes[-1], dtype=dtype)
-        self.acts = np.empty(n_acts, dtype=dtype)
-        self.deltas = np.empty(n_acts, dtype=dtype)
-        self.grad = np.empty(n_params, dtype=dtype)
-        # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
-        self.gates = np.empty(batch_size * int(np.sum(sizes[1:-1])) if dropout else 0, dtype=dtype)
+        n_acts = split.PARTS * split.block_scratch(rows, spec.sizes) if split_batch else rows * spec.width
+        self.rows = rows
+        self.step_macs = threads.forward_macs(spec.sizes, rows)
+        self.scratch = Scratch(
+            Xb=np.empty(rows * int(spec.sizes[0]), dtype=dt),
+            Yb=np.empty(rows * int(spec.sizes[-1]), dtype=dt),
+            swb=np.empty(rows, dtype=dt),
+            acts=np.empty(n_acts, dtype=dt),
+            deltas=np.empty(n_acts, dtype=dt),
+            # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
+            gates=np.empty(rows * (spec.width - int(spec.sizes[-1])) if dropout else 0, dtype=dt),
+            grad=np.empty(spec.n_params, dtype=dt),
+        )
+        self.grad = self.scratch.grad
+        self.chunk_scratch = None  # loss_grad's: a gradient buffer per chunk (made at its first call)
         # Each block's gradient, before they are added (None: no split).
-        self.split_grads = np.empty((split.PARTS, n_params), dtype=dtype) if split_batch else None
+        self.split_grads = np.empty((split.PARTS, spec.n_params), dtype=dt) if split_batch else None
         self.checked_rows, self.rows_in_order = None, False  # the last idx checked, and whether it is every row in order
-        self.batch_views = None  # (batch_size, d) views of Xb, Yb that split epochs gather batches into
+        self.batch_views = None  # (rows, d) views of Xb, Yb that split epochs gather batches into
         self.helper = None  # the split's helper thread (fastnn._core.split)
-        self.training = False  # inside KernelEngine.training: the helper may outlive an epoch
+        self.training = False  # inside a training block: the helper may outlive an epoch
         self.test_X = self.test_out = self.test_acts = None
         self.test_chunk = 1
 
-    def set_test(self, net, X):
+    def set_test(self, spec, X):
         """Buffers for predicting X (None: no test set) in two blocks (``split_run``)."""
-        sizes = net.layer_sizes_array
-        X = np.empty((0, sizes[0]), dtype=net.dtype) if X is None else X
-        self.test_chunk = max(1, min(-(-X.shape[0] // split.PARTS), PREDICT_CHUNK))
+        X = np.empty((0, int(spec.sizes[0])), dtype=spec.dtype) if X is None else X
+        self.test_chunk = max(1, min(-(-X.shape[0] // split.PARTS), spec.chunk_rows(X.shape[0])))
         self.test_X = X
-        self.test_acts = np.empty(split.PARTS * self.test_chunk * int(np.sum(sizes[1:])) if X.shape[0] else 0,
-                                  dtype=net.dtype)
-        self.test_out = np.empty((X.shape[0], sizes[-1]), dtype=net.dtype)
+        self.test_acts = np.empty(split.PARTS * self.test_chunk * spec.width if X.shape[0] else 0, dtype=spec.dtype)
+        self.test_out = np.empty((X.shape[0], int(spec.sizes[-1])), dtype=spec.dtype)
 
     def stop_helper(self):
         if self.helper is not None:
@@ -84,143 +220,81 @@ class Workspace:
             self.helper = None
 
 
-class KernelEngine:
-    name = "fastnn"
-
-    @staticmethod
-    def workspace(net, batch_size, dropout=False, epoch_rows=None):
-        """Scratch for ``batch_size``-row batches; ``epoch_rows``, the rows of an epoch,
-        lets a full-batch epoch run on 2 cores (see ``should_split``)."""
-        _precompile.announce("tutorial", net.dtype)
-        sizes = net.layer_sizes_array
-        return Workspace(sizes, batch_size, net.dtype, dropout, should_split(sizes, batch_size, epoch_rows, dropout))
-
-    @staticmethod
-    @contextlib.contextmanager
-    def training(work, net, X_test=None):
-        """Context for a training loop of ``net`` using ``work`` (and predicting the
-        validated ``X_test`` after each epoch, when given). Small steps keep BLAS on one
-        thread (``threads.blas_for_step``). When its batches are split between cores:
-        one BLAS thread throughout (OpenBLAS threads spin for a while after a GEMM,
-        taking the second core from the split), the split's helper thread lives until
-        the end of the block, and it predicts X_test too."""
-        if work.split_grads is None:
-            with threads.blas_for_step(work.step_macs):
-                yield
-            return
-        work.set_test(net, X_test)
-        with threads.serial_blas():
-            work.training = True
-            try:
-                yield
-            finally:
-                work.training = False
-                work.stop_helper()
-
-    @staticmethod
-    def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
-        """One epoch over rows ``idx``; updates net.params and ``state``; returns the mean loss."""
-        mu, beta1, beta2, eps = hyperparameters(optimizer)
-        with flushing_subnormals():
-            loss, state.t = epoch.train_epoch(
-                X, Y, idx, batch_size,
-                net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, net.clip_eps,
-                net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps, state.t,
-                l2, l2_batch,
-                work.Xb, work.Yb, work.acts, work.deltas,
-            )
-        return loss
-
-    @staticmethod
-    def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
-                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0)):
-        """``train_epoch`` with decoupled weight decay, dropout (``thresholds`` (L - 1,)
-        int64, ``stream`` = (key, counter) of the mask stream) and an accuracy count.
-        Returns (mean loss, correct count, new counter)."""
-        mu, beta1, beta2, eps = hyperparameters(optimizer)
-        # None (not zeros) when unused: the kernel then compiles without that code.
-        thresholds = _dropout.kernel_thresholds(thresholds)
-        weight_decay = float(weight_decay) if weight_decay else None
-        if work.split_grads is not None and thresholds is None:
-            loss, correct = _split_epoch(net, X, Y, idx, batch_size, optimizer.code, state, lr, mu, beta1, beta2, eps,
-                                         metric_code, work, float(l2), weight_decay, int(acc_kind))
-            return loss, correct, int(stream[1])
-        with flushing_subnormals():
-            loss, correct, state.t, counter = epoch.fit_epoch(
-                X, Y, idx, batch_size,
-                net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code, int(acc_kind),
-                net.clip_eps, net.params, work.grad, state.m, state.v, optimizer.code, lr, mu, beta1, beta2, eps,
-                state.t, float(l2), 0.0, weight_decay, thresholds, np.uint64(stream[0]), np.uint64(stream[1]),
-                work.Xb, work.Yb, work.acts, work.deltas, work.gates,
-            )
-        return loss, correct, int(counter)
-
-    @staticmethod
-    def evaluate(net, X, Y, idx, metric_code, acc_kind, work):
-        """(mean loss, correct count) on rows ``idx`` of (X, Y), in chunks of the workspace's batch."""
-        with flushing_subnormals():
-            return epoch.evaluate(
-                X, Y, idx, work.batch_size, net.layer_sizes_array, net.activation_codes, net.alpha, metric_code,
-                int(acc_kind), net.clip_eps, net.params, work.Xb, work.Yb, work.acts,
-            )
-
-    @staticmethod
-    def predict(net, X, work=None):
-        """Network output (n, output_size) for a validated X; split between cores when X
-        is the test set of ``work``'s split training call."""
-        _precompile.announce("tutorial", net.dtype)
-        if work is not None and work.helper is not None and X is work.test_X:
-            h = work.helper
-            with threads.serial_blas(), flushing_subnormals():
-                split.split_run(split.PREDICT, h.ctrl, h.results, *h.args, *h.rest)
-            return work.test_out.copy()
-        sizes = net.layer_sizes_array
-        chunk = min(X.shape[0], PREDICT_CHUNK)
-        out = np.empty((X.shape[0], sizes[-1]), dtype=net.dtype)
-        acts = np.empty(chunk * int(np.sum(sizes[1:])), dtype=net.dtype)
-        with flushing_subnormals():
-            network.predict(X, net.params, sizes, net.activation_codes, net.alpha, chunk, acts, out)
-        return out
-
-    @staticmethod
-    def mean_loss(A, Y, loss_code, clip_eps):
-        return losses.loss_sum(A, Y, loss_code, clip_eps) / A.shape[0]
-
-    @staticmethod
-    def all_finite(a):
-        return network.all_finite(a)
+# -- the calls ---------------------------------------------------------------------------------
+def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work):
+    """One epoch over rows ``idx`` (``kernels.epoch.fit_epoch``, or split between two cores
+    when the workspace was made for that and the epoch has no dropout). Updates theta and
+    the optimizer's m, v in place. Returns (mean loss, correct count, new t, new counter)."""
+    if work.split_grads is not None and dropout is None:
+        return _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work)
+    with flushing_subnormals():
+        loss, correct, t, counter = epoch.fit_epoch(data, idx, batch_size, spec.net(theta), objective, optimizer,
+                                                    decay, dropout, work.scratch)
+    return float(loss), float(correct), int(t), int(counter)
 
 
-def _split_epoch(net, X, Y, idx, batch_size, opt_code, state, lr, mu, beta1, beta2, eps, metric_code, work, l2,
-                 weight_decay, acc_kind):
-    """``fit_epoch`` (without dropout) with each batch's two blocks of rows on two cores.
-    Returns (mean loss, correct count)."""
+def loss_grad(spec, theta, data, idx, objective, work):
+    """J over all rows ``idx`` as one batch; its gradient is left in ``work.grad``."""
+    if work.chunk_scratch is None:  # each chunk's gradient goes to a buffer of its own
+        work.chunk_scratch = work.scratch._replace(grad=np.empty(spec.n_params, dtype=spec.dtype))
+    with flushing_subnormals():
+        return float(epoch.loss_grad(data, idx, work.rows, spec.net(theta), objective, work.chunk_scratch, work.grad))
+
+
+def evaluate(spec, theta, data, idx, objective, work):
+    """(weighted mean metric loss, correct count) on rows ``idx``, chunks of the workspace's rows."""
+    with flushing_subnormals():
+        return epoch.evaluate(data, idx, work.rows, spec.net(theta), objective, work.scratch)
+
+
+def predict(spec, theta, X):
+    """Network output (n, d_L) for a validated dense X of the spec's dtype, in chunks."""
+    n = X.shape[0]
+    chunk = spec.chunk_rows(n)
+    out = np.empty((n, int(spec.sizes[-1])), dtype=spec.dtype)
+    acts = np.empty(chunk * spec.width, dtype=spec.dtype)
+    with flushing_subnormals():
+        network.predict(X, theta, spec.sizes, spec.act_codes, spec.alpha, chunk, acts, out)
+    return out
+
+
+def predict_test(spec, theta, work):
+    """The output for the split training call's test set, in two blocks on two cores."""
+    h = work.helper
+    with threads.serial_blas(), flushing_subnormals():
+        split.split_run(split.PREDICT, h.ctrl, h.results, *h.args, *h.rest)
+    return work.test_out.copy()
+
+
+def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work):
+    """``fit_epoch`` (dense rows, unit weights, no dropout) with each batch's two blocks of
+    rows on two cores. Returns (mean loss, correct count, new t, counter 0)."""
+    X, Y = data.X, data.Y
     if work.checked_rows is not idx:  # the tutorial passes the same rows every epoch: checked once
         work.checked_rows, work.rows_in_order = idx, _is_identity(idx, X)
     if work.rows_in_order:
         Xs, Ys, rows = X, Y, None  # batches are slices of X, Y: nothing to gather
     else:
         if work.batch_views is None:  # the same views every epoch (see BlockHelper.serves)
-            b = work.batch_size
-            work.batch_views = (work.Xb.reshape(b, X.shape[1]), work.Yb.reshape(b, Y.shape[1]))
+            b = work.rows
+            work.batch_views = (work.scratch.Xb.reshape(b, X.shape[1]), work.scratch.Yb.reshape(b, Y.shape[1]))
         (Xs, Ys), rows = work.batch_views, idx
     if work.test_X is None:
-        work.set_test(net, None)
-    args = (Xs, Ys, net.params, net.layer_sizes_array, net.activation_codes, net.alpha, net.loss_code, metric_code,
-            acc_kind, net.clip_eps, work.acts, work.deltas, work.split_grads, work.test_X, work.test_chunk,
-            work.test_acts, work.test_out)
-    rest = (X, Y, rows, batch_size, work.grad, opt_code, state.m, state.v, lr, mu, beta1, beta2, eps, state.t, l2,
-            weight_decay)
+        work.set_test(spec, None)
+    blocks = split.Blocks(Xs, Ys, work.scratch.acts, work.scratch.deltas, work.split_grads, work.test_X,
+                          work.test_chunk, work.test_acts, work.test_out)
+    args = (spec.net(theta), objective, blocks)
+    rest = (data, rows, batch_size, optimizer, decay, work.grad)
     if work.helper is None or not work.helper.serves(args):
         work.stop_helper()
         work.helper = _split.BlockHelper(args, rest)
     try:
-        with threads.serial_blas(), flushing_subnormals():  # serial: already so inside KernelEngine.training
-            loss, correct, state.t = split.split_run(split.EPOCH, work.helper.ctrl, work.helper.results, *args, *rest)
+        with threads.serial_blas(), flushing_subnormals():  # serial: already so inside a training block
+            loss, correct, t = split.split_run(split.EPOCH, work.helper.ctrl, work.helper.results, *args, *rest)
     finally:
         if not work.training:  # a lone epoch: do not leave the helper spinning
             work.stop_helper()
-    return loss, correct
+    return float(loss), float(correct), int(t), 0
 
 
 def _is_identity(idx, X):

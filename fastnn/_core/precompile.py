@@ -30,11 +30,11 @@ class CompileWarning(UserWarning):
 # -- is it compiled? ----------------------------------------------------------------------------
 def _entry_kernels(face):
     """The compiled functions a face's fits call first (everything else is inside them)."""
-    from ..kernels import epoch, network, sk_epoch, split
+    from ..kernels import epoch, network, split
 
     if face == "tutorial":
         return [epoch.fit_epoch, split.split_run, network.predict]
-    return [sk_epoch.sk_train_epoch, sk_epoch.sk_loss_grad, network.predict]
+    return [epoch.fit_epoch, epoch.loss_grad, network.predict]
 
 
 def read_index(path):
@@ -110,9 +110,19 @@ def status(face, dtype):
 
 def _takes_dtype(signature, dtype):
     """Whether a cached signature is one of ``dtype``'s: most of its float arrays have it
-    (a few bookkeeping arrays are float64 in every signature)."""
-    floats = [str(arg.dtype) for arg in signature if str(getattr(arg, "dtype", "")) in DTYPES]
+    (a few bookkeeping arrays are float64 in every signature), through the bundles."""
+    floats = [name for name in _array_dtypes(signature) if name in DTYPES]
     return bool(floats) and floats.count(dtype.name) * 2 > len(floats)
+
+
+def _array_dtypes(types):
+    """The dtype names of the arrays among numba ``types``, inside (named) tuples too."""
+    for t in types:
+        inner = getattr(t, "types", None)
+        if isinstance(inner, tuple):  # a tuple type: its members
+            yield from _array_dtypes(inner)
+        elif hasattr(t, "dtype"):
+            yield str(t.dtype)
 
 
 _announced = set()

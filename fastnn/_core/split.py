@@ -21,7 +21,7 @@ from ..kernels import split
 
 class BlockHelper:
     """A thread running ``split_run`` as HELPER over fixed arrays. ``args``: the block
-    arguments (X ... out); ``rest``: arguments of the caller's first step (only their
+    arguments (net, objective, blocks); ``rest``: arguments of the caller's first step (only their
     types matter to the helper: the same types make it the same compiled function)."""
 
     def __init__(self, args, rest):
@@ -52,9 +52,18 @@ class BlockHelper:
 
     def serves(self, args):
         """Whether this helper runs over exactly these arrays and values."""
-        return len(args) == len(self.args) and all(a is b or (not isinstance(a, np.ndarray) and a == b)
-                                                    for a, b in zip(args, self.args))
+        return _same(args, self.args)
 
     def stop(self):
         self.ctrl[0] = split.STOP  # the helper polls with acquire loads: it sees this store
         self.thread.join()
+
+
+def _same(a, b):
+    """Whether a and b are the same arrays (identical objects) and equal other values,
+    through (named) tuples."""
+    if isinstance(a, tuple):
+        return isinstance(b, tuple) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return a is b
+    return type(a) is type(b) and a == b

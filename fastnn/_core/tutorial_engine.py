@@ -1,0 +1,94 @@
+"""The tutorial face's adapter to the engine: ``KernelEngine``, the engine interface that
+``fastnn.NeuralNetwork`` and ``fastnn.Trainer`` call (``fastnn.reference.NumpyEngine``
+has the same methods in plain NumPy; a network picks its engine through its class).
+
+Its objective: the tutorial's losses, averaged over a batch's rows, with an optional
+``l2`` on that mean; the reported loss may be another one (``metric_code``) and an
+accuracy is counted on the same outputs.
+"""
+import contextlib
+
+from . import engine, precompile as _precompile, threads
+from ..kernels import losses, network
+
+
+class KernelEngine:
+    name = "fastnn"
+
+    @staticmethod
+    def workspace(net, batch_size, dropout=False, epoch_rows=None):
+        """Scratch for ``batch_size``-row batches; ``epoch_rows``, the rows of an epoch,
+        lets a full-batch epoch run on 2 cores (see ``engine.should_split``)."""
+        _precompile.announce("tutorial", net.dtype)
+        spec = net._spec
+        split = engine.should_split(spec.sizes, batch_size, epoch_rows, dropout)
+        return engine.Workspace(spec, batch_size, dropout, split)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def training(work, net, X_test=None):
+        """Context for a training loop of ``net`` using ``work`` (and predicting the
+        validated ``X_test`` after each epoch, when given). Small steps keep BLAS on one
+        thread (``threads.blas_for_step``). When its batches are split between cores:
+        one BLAS thread throughout (OpenBLAS threads spin for a while after a GEMM,
+        taking the second core from the split), the split's helper thread lives until
+        the end of the block, and it predicts X_test too."""
+        if work.split_grads is None:
+            with threads.blas_for_step(work.step_macs):
+                yield
+            return
+        work.set_test(net._spec, X_test)
+        with threads.serial_blas():
+            work.training = True
+            try:
+                yield
+            finally:
+                work.training = False
+                work.stop_helper()
+
+    @staticmethod
+    def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
+        """One epoch over rows ``idx``; updates net.params and ``state``; returns the mean loss.
+        ``l2_batch`` is an L2 coefficient on each batch's summed loss (see kernels/bundles.py)."""
+        objective = net._spec.objective(net.loss_code, metric_code, l2=l2, l2_summed=l2_batch)
+        loss, _, state.t, _ = engine.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
+                                               objective, engine.optimizer(optimizer, state, lr), None, None, work)
+        return loss
+
+    @staticmethod
+    def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0)):
+        """``train_epoch`` with decoupled weight decay, dropout (``thresholds`` (L - 1,)
+        int64, ``stream`` = (key, counter) of the mask stream) and an accuracy count.
+        Returns (mean loss, correct count, new counter)."""
+        objective = net._spec.objective(net.loss_code, metric_code, acc_kind, l2=l2)
+        dropout = engine.dropout(thresholds, stream)
+        loss, correct, state.t, counter = engine.fit_epoch(
+            net._spec, net.params, engine.dense_data(X, Y), idx, batch_size, objective,
+            engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), dropout, work,
+        )
+        return loss, correct, counter if dropout is not None else int(stream[1])
+
+    @staticmethod
+    def evaluate(net, X, Y, idx, metric_code, acc_kind, work):
+        """(mean loss, correct count) on rows ``idx`` of (X, Y), in chunks of the workspace's rows."""
+        objective = net._spec.objective(net.loss_code, metric_code, acc_kind)
+        return engine.evaluate(net._spec, net.params, engine.dense_data(X, Y), idx, objective, work)
+
+    @staticmethod
+    def predict(net, X, work=None):
+        """Network output (n, output_size) for a validated X; split between cores when X
+        is the test set of ``work``'s split training call."""
+        _precompile.announce("tutorial", net.dtype)
+        if work is not None and work.helper is not None and X is work.test_X:
+            return engine.predict_test(net._spec, net.params, work)
+        return engine.predict(net._spec, net.params, X)
+
+    @staticmethod
+    def mean_loss(A, Y, loss_code, clip_eps):
+        return losses.loss_sum(A, Y, loss_code, clip_eps) / A.shape[0]
+
+    @staticmethod
+    def all_finite(a):
+        return network.all_finite(a)
+
