@@ -348,11 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
 
-    p = sub.add_parser("train", parents=[common], help="train a network on a CSV or .npz table",
-                       description="Train on DATA (CSV with a header row, or .npz with arrays X and y).")
-    p.add_argument("data", metavar="DATA", help="a .csv (header row) or .npz (arrays X and the target) file")
+    p = sub.add_parser("train", parents=[common], help="train a network on a CSV, Parquet or .npz table",
+                       description="Train on DATA (CSV with a header row, Parquet, or .npz with arrays X and y).")
+    p.add_argument("data", metavar="DATA",
+                   help="a .csv (header row), .parquet (needs pyarrow) or .npz (arrays X and the target) file")
     p.add_argument("--target", default=None, metavar="COLUMN",
-                   help="target column (CSV, required) or array name (.npz, default y)")
+                   help="target column (CSV, Parquet: required) or array name (.npz, default y)")
     p.add_argument("--task", choices=("classification", "regression"), default=None,
                    help="default: classification for integer or text targets, regression for other numbers")
     add_training_arguments(p)
@@ -371,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", parents=[common], help="predict with a saved model; CSV to stdout or --out",
                        description="Predict DATA with MODEL (written by 'fastnn train --save').")
     p.add_argument("model", metavar="MODEL", help="a model file written by 'fastnn train --save'")
-    p.add_argument("data", metavar="DATA", help="a .csv with the model's feature columns, or an .npz with X")
+    p.add_argument("data", metavar="DATA", help="a .csv or .parquet with the model's feature columns, or an .npz with X")
     p.add_argument("--out", metavar="FILE.csv", help="write the predictions here instead of stdout")
     p.add_argument("--proba", action="store_true", help="classifiers: add one probability column per class")
     p.set_defaults(func=cmd_predict)
@@ -418,7 +419,7 @@ def main(argv=None) -> int:
         if args.data.lower().endswith(".npz"):
             args.target = "y"
         else:
-            args.parser.error("--target COLUMN is required for CSV data")
+            args.parser.error("--target COLUMN is required for CSV data (and Parquet)")
     debug = getattr(args, "debug", False)
     from ..errors import DivergenceError
 
