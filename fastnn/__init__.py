@@ -33,7 +33,8 @@ load, save = load_model, save_model
 __all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "CompileWarning", "__version__",
            "ModelFileError", "save", "load", "save_model", "load_model", "save_checkpoint", "load_checkpoint",
            "MLPClassifier", "MLPRegressor", "Callback", "EarlyStopping", "LambdaCallback", "ModelCheckpoint",
-           "History", "plot_history", "set_num_threads", "get_num_threads", "Constant", "ExponentialDecay", "InverseScaling", "ReduceLROnPlateau", "StepDecay"]
+           "History", "plot_history", "set_num_threads", "get_num_threads", "Constant", "ExponentialDecay", "InverseScaling", "ReduceLROnPlateau", "StepDecay",
+           "to_onnx"]
 
 
 def __getattr__(name):
@@ -42,4 +43,8 @@ def __getattr__(name):
         from . import sklearn
 
         return getattr(sklearn, name)
+    if name == "to_onnx":  # imports skl2onnx when installed (to register with it): only when asked for
+        from .onnx import to_onnx
+
+        return to_onnx
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -127,6 +127,19 @@ def _write_npz(path, header, arrays):
     text = json.dumps(header, sort_keys=True, allow_nan=False, indent=1).encode()
     members = {"header": np.frombuffer(text, dtype=np.uint8), **arrays}
 
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+            for name, a in members.items():
+                _write_member(zf, name, a)
+
+    atomic_write(path, write)
+
+
+def atomic_write(path, write):
+    """Create or replace the file at ``path`` with what ``write(f)`` writes to the binary
+    file ``f``, atomically: a temporary file in the same directory, flushed and fsynced,
+    then renamed over ``path``. On any failure the temporary file is removed and a
+    previous file at ``path`` is left as it was."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     while True:  # O_EXCL: never reuse someone else's file; mode 0o666 & ~umask like open()
@@ -138,9 +151,7 @@ def _write_npz(path, header, arrays):
             continue
     try:
         with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-                for name, a in members.items():
-                    _write_member(zf, name, a)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,4 +1,4 @@
-"""The command line: ``fastnn demo | train | predict | bench | compile | info``.
+"""The command line: ``fastnn demo | train | predict | export | bench | compile | info``.
 
 Bad files and arguments end with one line on stderr, ``fastnn: error: ...``, and a
 non-zero exit status (2 for usage errors, 1 for everything else); ``--debug`` shows
@@ -32,8 +32,8 @@ def save_model(model, path: str, metadata: dict) -> str:
     return path
 
 
-def load_model(path: str):
-    """(model, metadata) from a file written by ``fastnn train --save``."""
+def read_model(path: str):
+    """A fastnn model from ``path``: any model file, its problems as one-line errors."""
     from ..errors import ModelFileError
     from ..io import load_model as load
 
@@ -42,9 +42,14 @@ def load_model(path: str):
             raise CLIError(f"{path} is not a model file (not an .npz archive); "
                            "expected a file written by 'fastnn train --save'")
     try:
-        model = load(path)
+        return load(path)
     except ModelFileError as e:
         raise CLIError(f"cannot read model {path}: {e}") from None
+
+
+def load_model(path: str):
+    """(model, metadata) from a file written by ``fastnn train --save``."""
+    model = read_model(path)
     metadata = model.metadata
     if metadata.get("format") != MODEL_FORMAT:
         raise CLIError(f"{path} holds a fastnn model without the command line's scaler and labels; "
@@ -195,6 +200,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
+# -- export ---------------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    from ..io import atomic_write
+    from . import export
+
+    model = read_model(args.model)
+    meta = model.metadata if model.metadata.get("format") == MODEL_FORMAT else None
+    proto = export.to_onnx(model, meta, args.opset)
+    atomic_write(args.out, lambda f: f.write(proto.SerializeToString()))
+    what = "raw features in, labels out" if meta and meta["task"] == "classification" else (
+        "raw features in, target units out" if meta else "the network alone: no scaler or labels in the file")
+    print(f"wrote {args.out} ({what}): {export.describe(proto)}")
+    return 0
+
+
 # -- info -----------------------------------------------------------------------------------
 def _version(module_name):
     try:
@@ -319,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
     parser = Parser(prog="fastnn", parents=[common],
-                     description="Fast dense neural networks on the CPU: demo, train, predict, bench, compile, info.")
+                     description="Fast dense neural networks on the CPU: demo, train, predict, export, bench, compile, "
+                                 "info.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", parents=[common], help="digits: fastnn vs the NumPy reference, side by side",
@@ -327,11 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(p)
     p.set_defaults(func=demo.run)
 
-    p = sub.add_parser("train", parents=[common], help="train a network on a CSV or .npz table",
-                       description="Train on DATA (CSV with a header row, or .npz with arrays X and y).")
-    p.add_argument("data", metavar="DATA", help="a .csv (header row) or .npz (arrays X and the target) file")
+    p = sub.add_parser("train", parents=[common], help="train a network on a CSV, Parquet or .npz table",
+                       description="Train on DATA (CSV with a header row, Parquet, or .npz with arrays X and y).")
+    p.add_argument("data", metavar="DATA",
+                   help="a .csv (header row), .parquet (needs pyarrow) or .npz (arrays X and the target) file")
     p.add_argument("--target", default=None, metavar="COLUMN",
-                   help="target column (CSV, required) or array name (.npz, default y)")
+                   help="target column (CSV, Parquet: required) or array name (.npz, default y)")
     p.add_argument("--task", choices=("classification", "regression"), default=None,
                    help="default: classification for integer or text targets, regression for other numbers")
     add_training_arguments(p)
@@ -350,10 +372,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", parents=[common], help="predict with a saved model; CSV to stdout or --out",
                        description="Predict DATA with MODEL (written by 'fastnn train --save').")
     p.add_argument("model", metavar="MODEL", help="a model file written by 'fastnn train --save'")
-    p.add_argument("data", metavar="DATA", help="a .csv with the model's feature columns, or an .npz with X")
+    p.add_argument("data", metavar="DATA", help="a .csv or .parquet with the model's feature columns, or an .npz with X")
     p.add_argument("--out", metavar="FILE.csv", help="write the predictions here instead of stdout")
     p.add_argument("--proba", action="store_true", help="classifiers: add one probability column per class")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", parents=[common], help="write a saved model as ONNX (needs fastnn[onnx])",
+                       description="Write MODEL as an ONNX model: for a 'fastnn train --save' file, the graph "
+                                   "takes the raw features and gives labels (or target values), as 'fastnn predict'.")
+    p.add_argument("model", metavar="MODEL", help="a model file written by 'fastnn train --save' (or fastnn.save)")
+    p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--opset", type=positive_int, default=None, help="ONNX opset (default 17; at least 13)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("bench", parents=[common], help="time fastnn vs the reference, scikit-learn (and torch/jax)",
                        description=bench.__doc__.splitlines()[0])
@@ -389,7 +419,7 @@ def main(argv=None) -> int:
         if args.data.lower().endswith(".npz"):
             args.target = "y"
         else:
-            args.parser.error("--target COLUMN is required for CSV data")
+            args.parser.error("--target COLUMN is required for CSV data (and Parquet)")
     debug = getattr(args, "debug", False)
     from ..errors import DivergenceError
 

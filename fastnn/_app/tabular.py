@@ -1,4 +1,5 @@
-"""Reading a table of numbers for the command line: CSV with a header row, or .npz.
+"""Reading a table of numbers for the command line: CSV with a header row, Parquet (when
+pyarrow is installed: the same column rules as CSV), or .npz.
 
 Every problem with a file (missing, empty, ragged, a non-numeric feature, an unknown
 column) raises ``DataError``, a ``ValueError`` whose message names the file, the
@@ -26,27 +27,32 @@ def check_file(path: str) -> Path:
     if not p.exists():
         raise DataError(f"no such file: {path!r}")
     if p.is_dir():
-        raise DataError(f"{path!r} is a directory; expected a .csv or .npz file")
+        raise DataError(f"{path!r} is a directory; expected a .csv, .parquet or .npz file")
     return p
 
 
-def _numeric_column(values, name, path, what="feature"):
+def _csv_line(i):
+    return f"line {i + 2}"  # line 1 is the header
+
+
+def _numeric_column(values, name, path, what="feature", where=_csv_line):
+    """``where(i)`` names data row i in messages."""
     try:
         col = np.array(values, dtype=np.float64)
-    except ValueError:
-        for row, v in enumerate(values, start=2):  # row 1 is the header
+    except (ValueError, TypeError):
+        for i, v in enumerate(values):
             try:
                 float(v)
-            except ValueError:
+            except (ValueError, TypeError):
                 shown = "an empty value" if v == "" else repr(v)
                 raise DataError(
-                    f"{what} column {name!r} in {path} is not numeric: {shown} on line {row}; "
+                    f"{what} column {name!r} in {path} is not numeric: {shown} on {where(i)}; "
                     f"expected numbers (drop or encode that column)"
                 ) from None
         raise
     bad = np.flatnonzero(~np.isfinite(col))
     if bad.size:
-        raise DataError(f"{what} column {name!r} in {path} holds {values[bad[0]]!r} on line {bad[0] + 2}; expected finite numbers")
+        raise DataError(f"{what} column {name!r} in {path} holds {str(values[bad[0]])!r} on {where(bad[0])}; expected finite numbers")
     return col
 
 
@@ -64,7 +70,33 @@ def read_csv(path: str, target: str | None, features: list[str] | None = None) -
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise DataError(f"line {i} of {path} has {len(row)} fields but the header has {len(header)}")
-    columns = dict(zip(header, zip(*body)))
+    return _columns_table(path, header, dict(zip(header, zip(*body))), target, features, _csv_line)
+
+
+def read_parquet(path: str, target: str | None, features: list[str] | None = None) -> Table:
+    """A Parquet file, with the rules of ``read_csv``: each column's values as a CSV
+    would hold them (a missing value is an empty one), then the same checks."""
+    p = check_file(path)
+    try:
+        import pyarrow
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"reading {path} needs pyarrow, which is not installed (pip install pyarrow); "
+                        "or save the table as CSV") from None
+    try:
+        data = pq.read_table(p)
+    except (pyarrow.ArrowException, OSError) as e:
+        raise DataError(f"cannot read {path} as Parquet ({e})") from None
+    header = data.column_names
+    if data.num_rows == 0:
+        raise DataError(f"{path} has columns but no data rows; expected at least one")
+    columns = {name: ["" if v is None else v for v in data.column(i).to_pylist()] for i, name in enumerate(header)}
+    return _columns_table(path, header, columns, target, features, lambda i: f"row {i + 1}")
+
+
+def _columns_table(path, header, columns, target, features, where) -> Table:
+    """The Table of named columns (each a sequence of values, text or numbers) under the
+    rules of ``read_csv``; ``where(i)`` names data row i in messages."""
     if len(columns) != len(header):
         dup = next(h for h in header if header.count(h) > 1)
         raise DataError(f"{path} has two columns named {dup!r}; column names must be unique")
@@ -78,12 +110,12 @@ def read_csv(path: str, target: str | None, features: list[str] | None = None) -
             raise DataError(f"{path} lacks the model's feature column(s) {', '.join(map(repr, missing))}")
     if not features:
         raise DataError(f"{path} has no feature columns besides the target {target!r}")
-    X = np.column_stack([_numeric_column(list(columns[f]), f, path) for f in features])
+    X = np.column_stack([_numeric_column(list(columns[f]), f, path, where=where) for f in features])
     y = None
     if target is not None:
         y = np.array(columns[target], dtype=str)
         if (y == "").any():
-            raise DataError(f"target column {target!r} in {path} has an empty value on line {int(np.argmax(y == '')) + 2}; "
+            raise DataError(f"target column {target!r} in {path} has an empty value on {where(int(np.argmax(y == '')))}; "
                            "every row needs a target")
     return Table(X, features, y, target)
 
@@ -129,6 +161,8 @@ def read_npz(path: str, target: str | None, n_features: int | None = None) -> Ta
 def read_table(path: str, target: str | None, features=None) -> Table:
     if path.lower().endswith(".npz"):
         return read_npz(path, target, None if features is None else len(features))
+    if path.lower().endswith((".parquet", ".pq")):
+        return read_parquet(path, target, features)
     return read_csv(path, target, features)
 
 
