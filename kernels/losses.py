@@ -1,8 +1,8 @@
 """Loss values and the output-layer delta dL/dZ, for each loss x output activation.
 
 ``batch_loss`` and ``batch_delta`` serve both faces: they take the tutorial's codes
-(``loss_sum``, ``output_delta``) and scikit-learn's (``sk_loss_sum``, ``sk_output_delta``),
-each with optional sample weights.
+(``loss_sum``, ``output_delta``: unit weights) and scikit-learn's (``sk_loss_sum``,
+``sk_output_delta``, with optional sample weights).
 
 The tutorial's conventions (the loss is a mean over the n samples of the batch; k outputs):
     MSE                       L = 1/(n k) sum (A - Y)^2
@@ -170,16 +170,12 @@ def sk_output_delta(A, Y, sw, D):
 # -- either face's codes, with optional sample weights ---------------------------------------------
 @jit
 def batch_loss(A, Y, sw, code, eps):
-    """Sum over the batch of the per-sample losses of ``code`` (the tutorial's or one of
-    codes.SK_*), each times its sample weight; sw (n,) or empty for unit weights."""
+    """Sum over the batch of the per-sample losses of ``code``: the tutorial's (unit
+    weights: ``loss_sum``) or one of codes.SK_* (each loss times its sample weight; sw
+    (n,) or empty for unit weights)."""
     if code >= SK_SQUARED_ERROR:
         return sk_loss_sum(A, Y, sw, code, eps)
-    if sw.size == 0:
-        return loss_sum(A, Y, code, eps)
-    total = 0.0
-    for i in range(A.shape[0]):
-        total += sw[i] * loss_sum(A[i : i + 1], Y[i : i + 1], code, eps)
-    return total
+    return loss_sum(A, Y, code, eps)
 
 
 @jit
@@ -195,8 +191,3 @@ def batch_delta(A, Y, sw, loss_code, out_code, scale, D):
                     D[i, j] *= c
         return
     output_delta(A, Y, loss_code, out_code, scale, D)
-    if sw.size > 0:
-        for i in range(D.shape[0]):
-            w = cast_like(sw[i], D)
-            for j in range(D.shape[1]):
-                D[i, j] *= w
