@@ -27,12 +27,13 @@ class _BaseMLP(BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor; not for direct use."""
 
     # scikit-learn's own constraint objects (so the messages are its messages, word for
-    # word), with fastnn's extra activations, dropout and dtype. A sequence of dropout
+    # word), with fastnn's extra activations, dropout, weight_decay and dtype. A sequence of dropout
     # rates is checked element by element at fit, when the number of hidden layers is known.
     _parameter_constraints: dict = {
         **_SkMLP._parameter_constraints,
         "activation": [StrOptions(set(engine.HIDDEN_ACTIVATIONS))],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left"), "array-like"],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
     }
 
@@ -126,6 +127,12 @@ class _BaseMLP(BaseEstimator):
                 f"dropout needs a stochastic solver ('adam' or 'sgd'): L-BFGS needs a deterministic objective. "
                 f"Got dropout={self.dropout!r} with solver={self.solver!r}; use dropout=0 or another solver."
             )
+        if self.weight_decay > 0 and self.solver not in _STOCHASTIC_SOLVERS:
+            raise ValueError(
+                f"weight_decay is an update rule of the stochastic solvers ('adam' or 'sgd'); got "
+                f"weight_decay={self.weight_decay!r} with solver={self.solver!r}: use alpha (an L2 term in the "
+                "loss) with 'lbfgs', or another solver."
+            )
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -200,6 +207,7 @@ class _BaseMLP(BaseEstimator):
         if not incremental or not hasattr(self, "_optimizer"):
             self._optimizer = engine.Optimizer(self, spec.n_params, spec.dtype)
         opt = self._optimizer
+        opt.weight_decay = float(self.weight_decay)  # partial_fit: the value of this call
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping

@@ -9,7 +9,8 @@ its conventions. An epoch is one compiled call (``fastnn.kernels.epoch.fit_epoch
 scipy's, driven by one compiled full-batch loss-and-gradient call.
 
 Extensions, off by default: hidden activations 'leaky_relu' (slope 0.01) and 'elu'
-(scale 1.0), the keyword-only ``dropout`` (inverted dropout of the hidden layers while
+(scale 1.0), the keyword-only ``weight_decay`` (decoupled weight decay, AdamW with
+'adam'), the keyword-only ``dropout`` (inverted dropout of the hidden layers while
 fitting with 'adam' or 'sgd'; masks from ``fastnn.kernels.dropout``'s counter-based
 stream, keyed by ``random_state``) and the keyword-only ``dtype`` (compute in float32
 or float64 whatever the input's dtype; by default float32 input stays float32, anything
@@ -50,6 +51,12 @@ _PARAMS_DOC = """
     dtype : {{'float32', 'float64'}}, default=None
         Keyword-only fastnn extension: the dtype of the weights and of all computation.
         None follows the input: float32 stays float32, anything else is float64.
+    weight_decay : float >= 0, default=0.0
+        Keyword-only fastnn extension: decoupled weight decay (Loshchilov & Hutter; AdamW
+        with solver='adam'): each update also subtracts learning_rate * weight_decay * W
+        from the weights (not the intercepts), W taken before the update. Unlike
+        ``alpha`` it is not part of the loss. Only with solver='adam' or 'sgd' (it is an
+        update rule: with 'lbfgs' a value > 0 raises a ValueError). 0 is exactly no decay.
 """
 
 
@@ -62,7 +69,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
         random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
         early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-        n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0,
+        n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0, weight_decay=0.0,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -89,6 +96,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.max_fun = max_fun
         self.dtype = dtype
         self.dropout = dropout
+        self.weight_decay = weight_decay
 
     loss = "log_loss"  # scikit-learn's classifier has it as a fixed attribute, not a parameter
     _score_function = staticmethod(accuracy_score)
@@ -176,7 +184,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
         shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-        epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0,
+        epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0, weight_decay=0.0,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -204,6 +212,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
         self.dtype = dtype
         self.dropout = dropout
+        self.weight_decay = weight_decay
 
     _score_function = staticmethod(r2_score)
 

@@ -226,9 +226,10 @@ def test_signatures_match_sklearn():
         assert list(p_ours)[: len(p_theirs)] == list(p_theirs)
         for name, p in p_theirs.items():
             assert p_ours[name].default == p.default and p_ours[name].kind == p.kind
-        assert list(p_ours)[len(p_theirs):] == ["dtype", "dropout"]
-        assert all(p_ours[name].kind == inspect.Parameter.KEYWORD_ONLY for name in ("dtype", "dropout"))
+        assert list(p_ours)[len(p_theirs):] == ["dtype", "dropout", "weight_decay"]
+        assert all(p_ours[name].kind == inspect.Parameter.KEYWORD_ONLY for name in ("dtype", "dropout", "weight_decay"))
         assert p_ours["dtype"].default is None and p_ours["dropout"].default == 0.0
+        assert p_ours["weight_decay"].default == 0.0
     assert list(inspect.signature(MLPRegressor).parameters)[0] == "loss"
     assert fastnn.MLPClassifier is MLPClassifier and fastnn.MLPRegressor is MLPRegressor
 
@@ -345,6 +346,47 @@ def test_dropout_zero_is_bitwise_no_dropout(cls, target, params):
     plain = _quiet_fit(cls(**base), X, TARGETS[target])
     for rate in (0.0, [0.0] * len(params["hidden_layer_sizes"])):
         _assert_same_fit(_quiet_fit(cls(**base, dropout=rate), X, TARGETS[target]), plain)
+
+
+# -- decoupled weight decay (fastnn extension) --------------------------------------------------
+def test_weight_decay_zero_is_bitwise_no_decay():
+    base = dict(hidden_layer_sizes=(8,), max_iter=10, random_state=0, learning_rate_init=0.01)
+    _assert_same_fit(_quiet_fit(MLPClassifier(**base, weight_decay=0.0), X, Y_MULTI),
+                     _quiet_fit(MLPClassifier(**base), X, Y_MULTI))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weight_decay_is_the_decoupled_rule(dtype):
+    # One full-batch step of plain SGD from the same weights: the gradient is the same, so
+    # the decayed step differs from the plain one by exactly lr * wd * W_0 on the weights
+    # (W_0 the weights before the step), and not at all on the intercepts.
+    lr, wd = 0.05, 0.3
+    base = dict(hidden_layer_sizes=(7, 5), solver="sgd", momentum=0.0, batch_size=200, max_iter=1, shuffle=False,
+                learning_rate_init=lr, random_state=0, alpha=1e-3, dtype=dtype)
+    plain = _quiet_fit(MLPRegressor(**base), X, Y_REG)
+    decayed = _quiet_fit(MLPRegressor(**base, weight_decay=wd), X, Y_REG)
+    init = MLPRegressor(**{**base, "max_iter": 1})
+    init._random_state = check_random_state(0)
+    init._initialize(Y_REG.reshape(-1, 1), [10, 7, 5, 1], np.dtype(dtype))
+    rtol = 1e-6 if dtype == np.float32 else 1e-14
+    for W0, Wp, Wd in zip(init.coefs_, plain.coefs_, decayed.coefs_):
+        assert np.abs(Wp - Wd).max() > 0
+        np.testing.assert_allclose(Wp - Wd, lr * wd * W0.astype(np.float64), rtol=rtol * 100, atol=rtol * np.abs(W0).max())
+    for bp, bd in zip(plain.intercepts_, decayed.intercepts_):
+        np.testing.assert_array_equal(bp, bd)
+
+
+def test_weight_decay_adamw_shrinks_the_weights_and_lbfgs_refuses_it():
+    base = dict(hidden_layer_sizes=(16,), max_iter=30, random_state=0, learning_rate_init=0.01)
+    plain = _quiet_fit(MLPClassifier(**base), X, Y_MULTI)
+    adamw = _quiet_fit(MLPClassifier(**base, weight_decay=0.5), X, Y_MULTI)
+    norm = lambda m: sum(float(np.sum(W * W)) for W in m.coefs_)  # noqa: E731
+    assert norm(adamw) < 0.9 * norm(plain)
+    assert adamw.score(X, Y_MULTI) > 0.8
+    with pytest.raises(ValueError, match="weight_decay is an update rule of the stochastic solvers"):
+        MLPClassifier(solver="lbfgs", weight_decay=0.1).fit(X, Y_MULTI)
+    with pytest.raises(ValueError, match="weight_decay"):
+        MLPClassifier(weight_decay=-1.0).fit(X, Y_MULTI)
 
 
 def test_dropout_is_reproducible_and_changes_the_trajectory():

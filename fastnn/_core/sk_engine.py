@@ -98,7 +98,7 @@ class Optimizer:
     def __init__(self, est, n_params, dtype):
         self.learning_rate_init = float(est.learning_rate_init)
         self.learning_rate = float(est.learning_rate_init)
-        self.weight_decay = 0.0
+        self.weight_decay = float(est.weight_decay)
         if est.solver == "adam":
             self.code, self.lr_schedule, self.power_t = codes.ADAM, "constant", 0.0
             self.momentum = 0.0
