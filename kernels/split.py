@@ -14,10 +14,12 @@ them, the first ones a row longer) and their gradients are added in block order.
 """
 from collections import namedtuple
 
+import numpy as np
+
 from ._jit import jit
-from .epoch import gather_rows, penalised, penalty_coefficient
-from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
-from .network import activation_offset, backward_layers, forward_layers, predict, view2d
+from .bundles import Scratch
+from .epoch import batch_gradient, gather_rows, penalised, penalty_coefficient
+from .network import predict
 from .optimizers import step
 from .sync import store_release, wait_for
 
@@ -50,9 +52,9 @@ def block_scratch(n, sizes):
 @jit(inline="always")
 def block_loss_and_gradient(X, Y, no_weights, net, objective, c, q, blocks):
     """Block q of the batch (X, Y), (n, d_0) and (n, d_L), unit weights (``no_weights`` an
-    empty array of the dtype): forward pass,
-    loss, accuracy, and its share of the gradient of the batch's J (the delta scaled by
-    1/n for all its rows, and the penalty's c W in block 0 only) into blocks.grads[q].
+    empty array of the dtype): ``epoch.batch_gradient`` of its rows into blocks.grads[q],
+    with the delta scaled by 1/n for all the batch's rows and the penalty's c W in
+    block 0 only (the same compiled function as a minibatch epoch's).
 
     Returns (sum of the block's per-sample ``metric_code`` losses, its correct count).
     """
@@ -65,15 +67,11 @@ def block_loss_and_gradient(X, Y, no_weights, net, objective, c, q, blocks):
         return 0.0, 0.0
     stride = blocks.acts.size // PARTS
     a, d = blocks.acts[q * stride : (q + 1) * stride], blocks.deltas[q * stride : (q + 1) * stride]
-    Xq, Yq = X[lo:hi], Y[lo:hi]
-    A = forward_layers(Xq, net.theta, net.sizes, net.act_codes, net.alpha, a)
-    total = batch_loss(A, Yq, no_weights, objective.metric_code, objective.clip_eps)
-    correct = count_correct(A, Yq, objective.acc_kind) if objective.acc_kind != NO_ACCURACY else 0.0
-    L = net.sizes.size - 1
-    D_out = view2d(d, activation_offset(net.sizes, L - 1, hi - lo), hi - lo, net.sizes[L])
-    batch_delta(A, Yq, no_weights, objective.loss_code, net.act_codes[L - 1], 1.0 / n, D_out)
-    backward_layers(Xq, net.theta, net.sizes, net.act_codes, net.alpha, a, d, c if q == 0 else 0.0, g)
-    return total, correct
+    unused = a[:0]  # batch_gradient reads no batch buffers, weights or gates here
+    scratch = Scratch(unused, unused, no_weights, a, d, unused, g)
+    loss, correct, _ = batch_gradient(X[lo:hi], Y[lo:hi], no_weights, float(n), c if q == 0 else 0.0, net, objective,
+                                      None, np.uint64(0), scratch)
+    return loss, correct
 
 
 @jit(inline="always")
