@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import split as _split, threads
+from .dropout import kernel_thresholds
 from .fpu import flushing_subnormals
 from ..kernels import codes, epoch, network, split
 from ..kernels.bundles import Data, Dropout, Net, Objective, Optimizer, Scratch
@@ -134,11 +135,9 @@ def optimizer(optimizer, state, lr):
 
 def dropout(thresholds, stream):
     """``kernels.bundles.Dropout`` for ``thresholds`` (L - 1,) int64 and ``stream`` = (key,
-    counter), or None when no layer drops anything: the kernels then compile and run
-    without dropout's code."""
-    if thresholds is None or not np.any(thresholds):
-        return None
-    return Dropout(thresholds, np.uint64(stream[0]), np.uint64(stream[1]))
+    counter), or None when no layer drops anything (``dropout.kernel_thresholds``)."""
+    thresholds = kernel_thresholds(thresholds)
+    return None if thresholds is None else Dropout(thresholds, np.uint64(stream[0]), np.uint64(stream[1]))
 
 
 def decay(weight_decay):

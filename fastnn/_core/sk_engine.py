@@ -29,7 +29,8 @@ OUTPUTS = {
     "logistic": (codes.SIGMOID, codes.SK_BINARY_LOG_LOSS),
     "softmax": (codes.SOFTMAX, codes.SK_LOG_LOSS),
 }
-kernel_array = engine.kernel_array
+# The estimators' data in the kernels' form: X dense or sparse (CSR parts), as the engine takes it.
+data = engine.data
 
 
 class Spec(engine.Spec):
@@ -44,11 +45,6 @@ class Spec(engine.Spec):
 
     def sk_objective(self, alpha):
         return self.objective(self.loss_code, l2_summed=alpha)
-
-
-def data(X, Y, sample_weight, dtype):
-    """The training data in the kernels' form (``engine.data``): X dense or sparse."""
-    return engine.data(X, Y, sample_weight, dtype)
 
 
 def workspace(spec, rows, dropout=False):
@@ -78,7 +74,7 @@ def predict(spec, theta, X):
     """Network output (n, n_outputs) for a validated X (dense or sparse), in chunks."""
     _precompile.announce("sklearn", spec.dtype)
     if not sp.issparse(X):
-        return engine.predict(spec, theta, kernel_array(X, spec.dtype))
+        return engine.predict(spec, theta, engine.kernel_array(X, spec.dtype))
     X = sp.csr_matrix(X)
     n = X.shape[0]
     chunk = spec.chunk_rows(n)
@@ -86,7 +82,7 @@ def predict(spec, theta, X):
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         # Densify one chunk at a time: never the whole matrix.
-        out[start:stop] = engine.predict(spec, theta, kernel_array(X[start:stop].toarray(), spec.dtype))
+        out[start:stop] = engine.predict(spec, theta, engine.kernel_array(X[start:stop].toarray(), spec.dtype))
     return out
 
 
