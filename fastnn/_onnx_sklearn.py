@@ -18,7 +18,7 @@ from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType, Int64
 from sklearn.utils.validation import check_is_fitted
 
 from . import _onnx_graph as graph
-from ._core.tables import DEFAULT_ALPHA
+from ._core import sk_engine
 from .sklearn import MLPClassifier, MLPRegressor
 
 _FLOAT_TENSORS = {np.dtype(np.float32): FloatTensorType, np.dtype(np.float64): DoubleTensorType}
@@ -47,12 +47,12 @@ class ConverterGraph(graph.Graph):
 
 def network(est):
     """The ``graph.Network`` of a fitted fastnn estimator."""
-    # The kernels' names: scikit-learn's 'logistic' is fastnn's 'sigmoid'. Leaky ReLU's
-    # slope and ELU's scale are fixed in the scikit-learn face (docs/sklearn.md).
-    names = {"logistic": "sigmoid"}
-    return graph.Network(list(est.coefs_), list(est.intercepts_), names.get(est.activation, est.activation),
-                         DEFAULT_ALPHA.get(est.activation, 0.0), names.get(est.out_activation_, est.out_activation_),
-                         np.dtype(est.coefs_[0].dtype))
+    # The engine's names ('logistic' is fastnn's 'sigmoid') and the Spec's leaky ReLU slope
+    # or ELU scale: the same tables the estimator trains with.
+    spec = est._spec()
+    names = sk_engine.HIDDEN_ACTIVATIONS
+    return graph.Network(list(est.coefs_), list(est.intercepts_), names[est.activation], spec.alpha,
+                         names.get(est.out_activation_, est.out_activation_), spec.dtype)
 
 
 def _fitted(operator):
