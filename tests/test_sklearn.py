@@ -365,7 +365,7 @@ def test_weight_decay_is_the_decoupled_rule(dtype):
                 learning_rate_init=lr, random_state=0, alpha=1e-3, dtype=dtype)
     plain = _quiet_fit(MLPRegressor(**base), X, Y_REG)
     decayed = _quiet_fit(MLPRegressor(**base, weight_decay=wd), X, Y_REG)
-    init = MLPRegressor(**{**base, "max_iter": 1})
+    init = MLPRegressor(**base)  # the initial weights both fits started from
     init._random_state = check_random_state(0)
     init._initialize(Y_REG.reshape(-1, 1), [10, 7, 5, 1], np.dtype(dtype))
     rtol = 1e-6 if dtype == np.float32 else 1e-14
