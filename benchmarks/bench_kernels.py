@@ -90,22 +90,20 @@ class NetworkPass:
         self.X, self.Y = X[:batch_size].copy(), Y[:batch_size].copy()
         net = self.net = _trained_net(implementation, width, dtype)
         if implementation == "fastnn":
-            from fastnn.kernels.losses import batch_delta
+            from fastnn.kernels.losses import output_delta
             from fastnn.kernels.network import backward_layers, forward_layers
 
             # The engine's work buffers (fastnn._core.engine.Workspace) for this batch size.
             n_act = batch_size * (width + CLASSES)
             acts, deltas = np.empty(n_act, dtype=dtype), np.empty(n_act, dtype=dtype)
             grad = np.empty_like(net.params)
-            no_weights = np.empty(0, dtype=dtype)
             args = (net.params, net.layer_sizes_array, net.activation_codes, net.alpha)
             out = slice(batch_size * width, n_act)  # the output layer's block of acts and deltas
             A_out, D_out = acts[out].reshape(batch_size, CLASSES), deltas[out].reshape(batch_size, CLASSES)
             self.forward = lambda: forward_layers(self.X, *args, acts)
 
             def gradients():  # what epoch.batch_gradient does after the forward pass
-                batch_delta(A_out, self.Y, no_weights, net.loss_code, int(net.activation_codes[-1]), 1.0 / batch_size,
-                            D_out)
+                output_delta(A_out, self.Y, net.loss_code, int(net.activation_codes[-1]), 1.0 / batch_size, D_out)
                 backward_layers(self.X, *args, acts, deltas, 0.0, grad)
 
             self.gradients = gradients

@@ -2,8 +2,7 @@
 together (Numba passes a tuple by value: unpacking it costs nothing).
 
 One set for both faces: the tutorial's and scikit-learn's fits differ only in the
-``Objective`` they state (and in the data they bring), so a process that uses both
-compiles the epoch kernels once per dtype. Scalars are Python ints and floats (int64
+objective they state (and in the data they bring). Scalars are Python ints and floats (int64
 and float64 in Numba); anything else would be another compiled signature.
 """
 from collections import namedtuple
@@ -18,13 +17,19 @@ Data = namedtuple("Data", "X data indices indptr Y sw")
 # scale ``alpha`` of leaky ReLU / ELU.
 Net = namedtuple("Net", "theta sizes act_codes alpha")
 
-# What a batch minimises and what is reported. ``loss_code`` (codes.MSE... or codes.SK_*)
-# is trained; ``metric_code`` is the loss reported (the tutorial may report another one);
-# ``acc_kind`` what losses.count_correct counts; ``clip_eps`` clips probabilities inside
-# logs. L2: a batch with weight sum s (its rows, for unit weights) minimises
+# What a batch minimises and what is reported. ``loss_code`` is trained; ``metric_code`` is
+# the loss reported (the tutorial may report another one); ``acc_kind`` what
+# losses.count_correct counts; ``clip_eps`` clips probabilities inside logs. L2: a batch
+# with weight sum s (its rows, for unit weights) minimises
 #     metric / s + 0.5 l2 sum(W^2) + 0.5 l2_summed sum(W^2) / s,
 # the tutorial's ``l2`` on the mean loss, scikit-learn's ``alpha`` as ``l2_summed``.
-Objective = namedtuple("Objective", "loss_code metric_code acc_kind clip_eps l2 l2_summed")
+# The two faces' losses are two types with the same fields: the tutorial's codes.MSE...
+# (means, losses.loss_sum) and scikit-learn's codes.SK_* (each with its canonical link,
+# losses.sk_loss_sum). The type picks the family when a kernel is compiled, so a fit
+# compiles its own face's losses only (losses.batch_loss).
+OBJECTIVE_FIELDS = "loss_code metric_code acc_kind clip_eps l2 l2_summed"
+TutorialObjective = namedtuple("TutorialObjective", OBJECTIVE_FIELDS)
+SklearnObjective = namedtuple("SklearnObjective", OBJECTIVE_FIELDS)
 
 # An optimizer (codes.SGD...ADAM, kernels/optimizers.py) with its state: m, v (p,) modified
 # in place, and t, the number of updates done before this call.

@@ -2,7 +2,7 @@
 forward with dropout, the objective's loss and output delta, backward, update), the
 full-batch loss and gradient (L-BFGS), and the evaluation of a held-out set.
 
-Arguments travel in the bundles of kernels/bundles.py. A face states its ``Objective``
+Arguments travel in the bundles of kernels/bundles.py. A face states its objective
 (the tutorial's losses on the mean, or scikit-learn's with sample weights and its alpha);
 everything else is the same code. ``decay`` (decoupled weight decay) and ``dropout`` are
 None when unused: Numba prunes their branches at compile time, so an epoch without them
@@ -17,7 +17,6 @@ instead spares a pass over the gradient and differs in the last bits only.
 import numpy as np
 
 from ._jit import jit
-from .bundles import Objective
 from .dropout import backward_dropout, forward_dropout
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
 from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights, view2d
@@ -35,7 +34,7 @@ def gather_rows(src, idx, start, dst):
             dst[r, j] = src[i, j]
 
 
-@jit
+@jit(inline="always")
 def gather_X(data, idx, start, dst):
     """dst[r] <- row idx[start + r] of the dense X or of the CSR matrix of ``data``."""
     if data.indptr.size == 0:
@@ -50,7 +49,7 @@ def gather_X(data, idx, start, dst):
             dst[r, data.indices[p]] += data.data[p]  # += : duplicate entries sum, as in the matrix
 
 
-@jit
+@jit(inline="always")
 def gather_weights(sw, idx, start, n, swb):
     """swb[r] <- sw[idx[start + r]] for r < n; returns their sum (n when sw is empty: unit weights)."""
     if sw.size == 0:
@@ -93,7 +92,7 @@ def penalised(loss_sum, weight_sum, objective, theta, sizes):
 
 
 # -- one batch ---------------------------------------------------------------------------------
-@jit
+@jit(inline="always")
 def batch_gradient(Xv, Yv, swv, weight_sum, c, net, objective, dropout, counter, scratch):
     """Forward and backward pass of one batch: scratch.grad <- the gradient of J (module
     docstring): the output delta scaled by 1 / ``weight_sum``, c W added to each weight
@@ -109,12 +108,12 @@ def batch_gradient(Xv, Yv, swv, weight_sum, c, net, objective, dropout, counter,
                                          dropout.key, counter, scratch.acts, scratch.gates)
     else:
         A_out = forward_layers(Xv, net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts)
-    loss = batch_loss(A_out, Yv, swv, objective.metric_code, objective.clip_eps)
+    loss = batch_loss(A_out, Yv, swv, objective)
     correct = 0.0
     if objective.acc_kind != NO_ACCURACY:
         correct = count_correct(A_out, Yv, objective.acc_kind)
     D_out = view2d(scratch.deltas, activation_offset(net.sizes, L - 1, n), n, net.sizes[L])
-    batch_delta(A_out, Yv, swv, objective.loss_code, net.act_codes[L - 1], 1.0 / weight_sum, D_out)
+    batch_delta(A_out, Yv, swv, objective, net.act_codes[L - 1], 1.0 / weight_sum, D_out)
     if dropout is not None:
         backward_dropout(Xv, net.theta, net.sizes, net.act_codes, net.alpha, dropout.thresholds, scratch.acts,
                          scratch.deltas, scratch.gates, c, scratch.grad)
@@ -168,20 +167,18 @@ def loss_grad(data, idx, chunk, net, objective, scratch, grad):
 
     As scikit-learn computes it: the chunks' unscaled gradients are summed, then the
     l2_summed W term is added and the sum divided by the weight sum (then l2 W added).
+    J is measured with ``metric_code``: the objective's metric must be its trained loss.
     """
     N = idx.size
     for i in range(grad.size):
         grad[i] = 0.0
-    # The loss measured is the one trained (the fields' types unchanged: one compiled batch_gradient).
-    trained = Objective(objective.loss_code, objective.loss_code, objective.acc_kind, objective.clip_eps, objective.l2,
-                        objective.l2_summed)
     total = 0.0
     weight_sum = 0.0
     for start in range(0, N, chunk):
         n = min(chunk, N - start)
         Xv, Yv, swv, w = gather_batch(data, idx, start, n, net.sizes[0], scratch)
         weight_sum += w
-        loss, _, _ = batch_gradient(Xv, Yv, swv, 1.0, 0.0, net, trained, None, np.uint64(0), scratch)
+        loss, _, _ = batch_gradient(Xv, Yv, swv, 1.0, 0.0, net, objective, None, np.uint64(0), scratch)
         total += loss
         for i in range(grad.size):
             grad[i] += scratch.grad[i]
@@ -219,7 +216,7 @@ def evaluate(data, idx, chunk, net, objective, scratch):
         Xv, Yv, swv, w = gather_batch(data, idx, start, n, net.sizes[0], scratch)
         weight_sum += w
         A = forward_layers(Xv, net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts)
-        total += batch_loss(A, Yv, swv, objective.metric_code, objective.clip_eps)
+        total += batch_loss(A, Yv, swv, objective)
         if objective.acc_kind != NO_ACCURACY:
             correct += count_correct(A, Yv, objective.acc_kind)
     return total / weight_sum, correct

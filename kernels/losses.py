@@ -1,8 +1,8 @@
 """Loss values and the output-layer delta dL/dZ, for each loss x output activation.
 
-``batch_loss`` and ``batch_delta`` serve both faces: they take the tutorial's codes
-(``loss_sum``, ``output_delta``: unit weights) and scikit-learn's (``sk_loss_sum``,
-``sk_output_delta``, with optional sample weights).
+``batch_loss`` and ``batch_delta`` serve both faces, with the family of the objective's
+type: the tutorial's codes (``loss_sum``, ``output_delta``: unit weights) or
+scikit-learn's (``sk_loss_sum``, ``sk_output_delta``, with optional sample weights).
 
 The tutorial's conventions (the loss is a mean over the n samples of the batch; k outputs):
     MSE                       L = 1/(n k) sum (A - Y)^2
@@ -11,13 +11,15 @@ The tutorial's conventions (the loss is a mean over the n samples of the batch; 
 Logs take A clipped to [eps, 1 - eps] so that log(0) never happens.
 """
 import numpy as np
+from numba.extending import overload
 
 from ._jit import cast_like, jit, tiny_like
+from .bundles import SklearnObjective
 from .vmath import flush
 from .codes import CATEGORICAL_CROSSENTROPY, LOG_LOSS, MSE, SIGMOID, SK_BINARY_LOG_LOSS, SK_POISSON, SK_SQUARED_ERROR, SOFTMAX
 
 
-@jit
+@jit(inline="always")
 def loss_sum(A, Y, code, eps):
     """Sum over the batch of the per-sample loss (divide by n for the mean). A, Y (n, k)."""
     n, k = A.shape
@@ -42,7 +44,7 @@ def loss_sum(A, Y, code, eps):
     return total
 
 
-@jit
+@jit(inline="always")
 def output_delta(A, Y, loss_code, out_code, scale, D):
     """D <- scale * dL/dZ of the output layer, where ``scale`` is 1/n of the batch.
 
@@ -113,7 +115,7 @@ def count_correct(A, Y, kind):
 
 
 # -- scikit-learn's conventions (fastnn.sklearn) -------------------------------------------
-@jit
+@jit(inline="always")
 def sk_loss_sum(A, Y, sw, code, eps):
     """scikit-learn's MLP loss of a batch times its weight sum (divide by sum(sw), or by n
     when unweighted, for scikit-learn's value). A, Y (n, k); sw (n,) sample weights, or
@@ -152,7 +154,7 @@ def sk_loss_sum(A, Y, sw, code, eps):
     return total
 
 
-@jit
+@jit(inline="always")
 def sk_output_delta(A, Y, sw, D):
     """D <- sw * (A - Y): dL/dZ of the output layer, per sample, for every scikit-learn
     pair of output activation and loss (identity + squared error, exp + poisson,
@@ -167,27 +169,52 @@ def sk_output_delta(A, Y, sw, D):
             D[i, j] = (A[i, j] - Y[i, j]) * w if weighted else A[i, j] - Y[i, j]
 
 
-# -- either face's codes, with optional sample weights ---------------------------------------------
-@jit
-def batch_loss(A, Y, sw, code, eps):
-    """Sum over the batch of the per-sample losses of ``code``: the tutorial's (unit
-    weights: ``loss_sum``) or one of codes.SK_* (each loss times its sample weight; sw
-    (n,) or empty for unit weights)."""
-    if code >= SK_SQUARED_ERROR:
-        return sk_loss_sum(A, Y, sw, code, eps)
-    return loss_sum(A, Y, code, eps)
+# -- either face's family, chosen when the caller is compiled ----------------------------------
+def batch_loss(A, Y, sw, objective):
+    """Sum over the batch of the per-sample ``objective.metric_code`` losses: the
+    tutorial's (``loss_sum``, unit weights) for a bundles.TutorialObjective, scikit-learn's
+    (``sk_loss_sum``, each times its sample weight; sw (n,) or empty for unit weights) for
+    a bundles.SklearnObjective.
+
+    For compiled kernels only: the family is picked from the objective's type when the
+    caller is compiled (the overload below), so a fit never compiles the other face's
+    losses (their compile is a sizeable part of a cold
+    first fit: docs/performance.md).
+    """
+    raise TypeError("losses.batch_loss is called from compiled kernels only")
 
 
-@jit
-def batch_delta(A, Y, sw, loss_code, out_code, scale, D):
-    """D <- scale * dL/dZ of the output layer for the summed losses of ``batch_loss``:
-    ``scale`` is 1 / (the weight sum) for the gradient of the weighted mean."""
-    if loss_code >= SK_SQUARED_ERROR:
+def batch_delta(A, Y, sw, objective, out_code, scale, D):
+    """D <- scale * dL/dZ of the output layer for the summed ``objective.loss_code`` losses
+    of ``batch_loss``: ``scale`` is 1 / (the weight sum) for the gradient of the weighted
+    mean. Compiled kernels only, like ``batch_loss``."""
+    raise TypeError("losses.batch_delta is called from compiled kernels only")
+
+
+def _is_sklearn(objective):
+    """Whether the Numba type ``objective`` is a bundles.SklearnObjective."""
+    return getattr(objective, "instance_class", None) is SklearnObjective
+
+
+@overload(batch_loss)
+def _batch_loss(A, Y, sw, objective):
+    if _is_sklearn(objective):
+        return lambda A, Y, sw, objective: sk_loss_sum(A, Y, sw, objective.metric_code, objective.clip_eps)
+    return lambda A, Y, sw, objective: loss_sum(A, Y, objective.metric_code, objective.clip_eps)
+
+
+@overload(batch_delta)
+def _batch_delta(A, Y, sw, objective, out_code, scale, D):
+    if not _is_sklearn(objective):
+        return lambda A, Y, sw, objective, out_code, scale, D: output_delta(A, Y, objective.loss_code, out_code, scale,
+                                                                            D)
+
+    def sklearn_delta(A, Y, sw, objective, out_code, scale, D):
         sk_output_delta(A, Y, sw, D)
         if scale != 1.0:
             c = cast_like(scale, D)
             for i in range(D.shape[0]):
                 for j in range(D.shape[1]):
                     D[i, j] *= c
-        return
-    output_delta(A, Y, loss_code, out_code, scale, D)
+
+    return sklearn_delta

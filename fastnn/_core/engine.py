@@ -14,7 +14,7 @@ from . import split as _split, threads
 from .dropout import kernel_thresholds
 from .fpu import flushing_subnormals
 from ..kernels import codes, epoch, network, split
-from ..kernels.bundles import Data, Dropout, Net, Objective, Optimizer, Scratch
+from ..kernels.bundles import Data, Dropout, Net, Optimizer, Scratch, SklearnObjective, TutorialObjective
 
 # Rows x total layer width of the scratch of full-batch passes and predict: bounds the
 # memory of wide layers, and keeps small ones in one chunk.
@@ -54,11 +54,16 @@ class Spec:
         return Net(theta, self.sizes, self.act_codes, self.alpha)
 
     def objective(self, loss_code, metric_code=None, acc_kind=0, l2=0.0, l2_summed=0.0):
-        """The ``kernels.bundles.Objective`` of a fit: train ``loss_code``, report
-        ``metric_code`` (default: the same), count ``acc_kind``; L2 terms ``l2`` on the mean
-        loss (the tutorial's) and ``l2_summed`` on the summed one (scikit-learn's alpha)."""
+        """The objective bundle of a fit (``kernels/bundles.py``): train ``loss_code``,
+        report ``metric_code`` (default: the same), count ``acc_kind``; L2 terms ``l2`` on
+        the mean loss (the tutorial's) and ``l2_summed`` on the summed one (scikit-learn's
+        alpha). Its type is the family of the codes: the tutorial's, or scikit-learn's
+        codes.SK_*."""
         metric_code = loss_code if metric_code is None else metric_code
-        return Objective(int(loss_code), int(metric_code), int(acc_kind), self.clip_eps, float(l2), float(l2_summed))
+        family = SklearnObjective if loss_code >= codes.SK_SQUARED_ERROR else TutorialObjective
+        if (metric_code >= codes.SK_SQUARED_ERROR) != (family is SklearnObjective):
+            raise ValueError(f"metric code {metric_code} is not of the family of loss code {loss_code}")
+        return family(int(loss_code), int(metric_code), int(acc_kind), self.clip_eps, float(l2), float(l2_summed))
 
     def chunk_rows(self, n):
         """Rows per chunk of a full-batch pass or prediction over n rows."""
@@ -222,9 +227,10 @@ class Workspace:
 # -- the calls ---------------------------------------------------------------------------------
 def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work):
     """One epoch over rows ``idx`` (``kernels.epoch.fit_epoch``, or split between two cores
-    when the workspace was made for that and the epoch has no dropout). Updates theta and
+    when the workspace was made for that and the epoch has no dropout, no sample weights
+    and dense rows). Updates theta and
     the optimizer's m, v in place. Returns (mean loss, correct count, new t, new counter)."""
-    if work.split_grads is not None and dropout is None:
+    if work.split_grads is not None and dropout is None and data.sw.size == 0 and data.indptr.size == 0:
         return _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work)
     with flushing_subnormals():
         loss, correct, t, counter = epoch.fit_epoch(data, idx, batch_size, spec.net(theta), objective, optimizer,
@@ -234,6 +240,8 @@ def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, d
 
 def loss_grad(spec, theta, data, idx, objective, work):
     """J over all rows ``idx`` as one batch; its gradient is left in ``work.grad``."""
+    if objective.metric_code != objective.loss_code:
+        raise ValueError("loss_grad measures the loss it differentiates: metric_code must be loss_code")
     if work.chunk_scratch is None:  # each chunk's gradient goes to a buffer of its own
         work.chunk_scratch = work.scratch._replace(grad=np.empty(spec.n_params, dtype=spec.dtype))
     with flushing_subnormals():

@@ -10,13 +10,16 @@ source of the file (a SHA-256 of it). The install fills that cache ahead of time
 ``status`` reads the cache's index files to say, per face and dtype, whether the
 kernels are ready for this machine and, if not, why; the engines (``engine``,
 ``sk_engine``) call ``announce`` before their first kernel call, which warns once per
-face and dtype when a compile is coming.
+face and dtype when a compile is coming. While a kernel compiles, Python's cyclic
+garbage collector runs less often (``RelaxedCollection``).
 """
+import gc
 import pickle
 import warnings
 from pathlib import Path
 
 import numpy as np
+from numba.core import event
 
 FACES = ("tutorial", "sklearn")
 DTYPES = ("float32", "float64")
@@ -149,3 +152,41 @@ def announce(face, dtype):
             f"Run `{COMPILE_COMMAND}` to compile ahead of time.", CompileWarning, stacklevel=3)
     elif state == "interpreted":
         warnings.warn(f"fastnn: {reason}.", CompileWarning, stacklevel=3)
+
+
+# -- while compiling ------------------------------------------------------------------------------
+class RelaxedCollection(event.Listener):
+    """Numba's compiler allocates objects by the million, most of them short-lived; at
+    Python's default threshold (a collection of the youngest generation every 700
+    allocations) the cyclic garbage collector took a tenth of a cold first fit
+    (docs/performance.md). So while one of fastnn's kernels compiles (the outermost
+    compile of a nest is one of ``fastnn.kernels``), the youngest generation is
+    collected every ``threshold`` allocations instead; the thresholds are restored when
+    that compile ends, also when it fails. A user's own Numba functions are left alone.
+
+    Compiles hold Numba's global compiler lock, so events do not interleave between threads.
+    """
+
+    def __init__(self, threshold=10_000):
+        self.threshold = threshold
+        self.depth = 0
+        self.saved = None  # the thresholds to restore, while relaxed
+
+    def on_start(self, event):
+        if self.depth == 0 and _is_kernel(event.data["dispatcher"]):
+            self.saved = gc.get_threshold()
+            gc.set_threshold(max(self.threshold, self.saved[0]), *self.saved[1:])
+        self.depth += 1
+
+    def on_end(self, event):
+        self.depth -= 1
+        if self.depth == 0 and self.saved is not None:
+            gc.set_threshold(*self.saved)
+            self.saved = None
+
+
+def _is_kernel(dispatcher):
+    return getattr(dispatcher.py_func, "__module__", "").startswith(__package__.split(".")[0] + ".kernels")
+
+
+event.register("numba:compile", RelaxedCollection())
