@@ -76,25 +76,35 @@ def derivative(A, code, alpha):
 
 
 # -- losses ------------------------------------------------------------------------------
-def mean_loss(A, Y, code, eps):
+def relative_weights(sw, n):
+    """Sample weights scaled to mean 1 (``n / sum(sw)``), as a column; 1.0 for none, so the
+    unweighted sums below stay exactly what they were."""
+    return 1.0 if sw is None else (sw * (n / np.sum(sw)))[:, None]
+
+
+def mean_loss(A, Y, code, eps, sw=None):
+    """The batch's mean loss, or with sample weights sw (n,) its weighted mean
+    sum_i w_i loss_i / sum_i w_i."""
     n, k = A.shape
+    w = relative_weights(sw, n)
     if code == codes.MSE:
-        return np.sum((A - Y) ** 2) / k / n
+        return np.sum(w * (A - Y) ** 2) / k / n
     P = np.clip(A, eps, 1 - eps)
     if code == codes.LOG_LOSS:
-        return -np.sum(Y * np.log(P) + (1 - Y) * np.log(1 - P)) / k / n
-    return -np.sum(Y * np.log(P)) / n
+        return -np.sum(w * (Y * np.log(P) + (1 - Y) * np.log(1 - P))) / k / n
+    return -np.sum(w * (Y * np.log(P))) / n
 
 
-def output_delta(A, Y, loss_code, out_code):
-    """dL/dZ of the output layer for the mean loss over the batch."""
+def output_delta(A, Y, loss_code, out_code, sw=None):
+    """dL/dZ of the output layer for the (weighted) mean loss over the batch."""
     n, k = A.shape
+    R = (A - Y) * relative_weights(sw, n)
     # A - Y of a saturated output, scaled, may be subnormal: flushed, as the kernel does.
     if loss_code == codes.LOG_LOSS and out_code == codes.SIGMOID:
-        return flush((A - Y) / (n * k))
+        return flush(R / (n * k))
     if loss_code == codes.CATEGORICAL_CROSSENTROPY and out_code == codes.SOFTMAX:
-        return flush((A - Y) / n)
-    G = 2 * (A - Y) / (n * k)  # mse: dL/dA
+        return flush(R / n)
+    G = 2 * R / (n * k)  # mse: dL/dA
     if out_code == codes.SOFTMAX:
         return A * (G - np.sum(G * A, axis=1, keepdims=True))
     if out_code == codes.SIGMOID:
@@ -133,11 +143,11 @@ def forward_dropout(net, X, thresholds, key, counter):
     return As, gates, counter
 
 
-def gradients(net, As, Y, l2, gates=None):
-    """Flat gradient (the layout of net.params) of the mean batch loss + 0.5 l2 sum W^2.
+def gradients(net, As, Y, l2, gates=None, sw=None):
+    """Flat gradient (the layout of net.params) of the (weighted) mean batch loss + 0.5 l2 sum W^2.
 
     With ``gates`` (from ``forward_dropout``), a dropped layer's delta is (D W^T) * gate."""
-    D = output_delta(As[-1], Y, net.loss_code, net.activation_codes[-1])
+    D = output_delta(As[-1], Y, net.loss_code, net.activation_codes[-1], sw)
     grads = []
     for layer in range(len(net.weights) - 1, -1, -1):
         W = net.weights[layer]
@@ -176,13 +186,19 @@ def count_correct(A, Y, kind):
     return 0.0
 
 
+def _rows(X, rows):
+    """Rows of X as a dense array (a sparse X's rows are densified: the reference is for reading)."""
+    Xb = X[rows]
+    return Xb.toarray() if hasattr(Xb, "toarray") else Xb
+
+
 class NumpyEngine:
     """The engine interface of ``fastnn._core.engine.KernelEngine``, in plain NumPy."""
 
     name = "reference"
 
     @staticmethod
-    def workspace(net, batch_size, dropout=False, epoch_rows=None):
+    def workspace(net, batch_size, dropout=False, epoch_rows=None, splittable=True):
         return None
 
     @staticmethod
@@ -207,26 +223,27 @@ class NumpyEngine:
 
     @staticmethod
     def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
-                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0)):
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None):
         """``train_epoch`` plus decoupled weight decay (W -= lr wd W, weights only, with the
-        W of before the step), dropout from the kernel's mask stream and an accuracy count."""
+        W of before the step), dropout from the kernel's mask stream, an accuracy count,
+        sample weights (each batch's weighted mean loss) and sparse X."""
         key, counter = stream
         dropout = thresholds is not None and np.any(np.asarray(thresholds) > 0)
         total, correct = 0.0, 0.0
         for start in range(0, idx.size, batch_size):
             rows = idx[start : start + batch_size]
-            Xb, Yb = X[rows], Y[rows]
+            Xb, Yb, swb = _rows(X, rows), Y[rows], None if sample_weight is None else sample_weight[rows]
             n = rows.size
             if dropout:
                 As, gates, counter = forward_dropout(net, Xb, thresholds, key, counter)
             else:
                 As, gates = forward(net, Xb), None
-            loss = mean_loss(As[-1], Yb, metric_code, net.clip_eps)
+            loss = mean_loss(As[-1], Yb, metric_code, net.clip_eps, swb)
             if l2 != 0:
                 loss += 0.5 * l2 * sum(np.sum(W * W) for W in net.weights)
             total += loss * n
             correct += count_correct(As[-1], Yb, acc_kind)
-            g = gradients(net, As, Yb, l2, gates)
+            g = gradients(net, As, Yb, l2, gates, swb)
             decay = [lr * weight_decay * W for W in net.weights] if weight_decay else []
             update(optimizer, net.params, g, state, lr)
             for W, d in zip(net.weights, decay):
@@ -234,9 +251,10 @@ class NumpyEngine:
         return total / idx.size, correct, counter
 
     @staticmethod
-    def evaluate(net, X, Y, idx, metric_code, acc_kind, work):
-        A = forward(net, X[idx])[-1]
-        return mean_loss(A, Y[idx], metric_code, net.clip_eps), count_correct(A, Y[idx], acc_kind)
+    def evaluate(net, X, Y, idx, metric_code, acc_kind, work, sample_weight=None):
+        A = forward(net, _rows(X, idx))[-1]
+        sw = None if sample_weight is None else sample_weight[idx]
+        return mean_loss(A, Y[idx], metric_code, net.clip_eps, sw), count_correct(A, Y[idx], acc_kind)
 
     @staticmethod
     def predict(net, X, work=None):

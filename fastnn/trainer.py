@@ -7,12 +7,14 @@ progress display and the callbacks.
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import io
 from . import schedules as _schedules
 from ._core import dropout as _dropout
 from ._core import tables as _tables
-from ._core.validation import check_choice, check_float, check_int, check_X, check_y
+from ._core.validation import (check_choice, check_float, check_int, check_sample_weight, check_X,
+                               check_X_or_sparse, check_y)
 from .errors import DivergenceError
 from .history import History, Progress
 from .optimizers import OptimizerState, resolve
@@ -106,6 +108,7 @@ class Trainer:
         validation_split=0.0,
         lr_schedule=None,
         callbacks=None,
+        sample_weight=None,
     ):
         """Train for ``epochs`` epochs, appending to ``train_loss``, ``test_loss`` and ``history``.
 
@@ -113,8 +116,11 @@ class Trainer:
         ----------
         X_train, y_train : array-like
             Training samples (n, input_size) and targets (see ``NeuralNetwork``).
+            X_train may be a SciPy sparse matrix: it is kept as CSR and each batch's
+            rows are gathered from it, never densified whole.
         X_test, y_test : array-like or None
-            Evaluated after every epoch into ``test_loss``; both None to skip.
+            Evaluated after every epoch into ``test_loss``; both None to skip. A sparse
+            X_test is densified once.
         epochs : int >= 1
         learning_rate : float > 0
             The rate, or the initial rate of ``lr_schedule``.
@@ -155,6 +161,12 @@ class Trainer:
         callbacks : list, optional
             ``fastnn.EarlyStopping``, ``fastnn.ModelCheckpoint`` or your own (see
             ``fastnn.callbacks``); ``on_epoch_end`` returning True stops training.
+        sample_weight : array-like of shape (n,), optional
+            A weight > 0 per training sample: each batch then minimises its weighted mean
+            loss, sum w_i loss_i / sum w_i (``l2`` is unchanged), and ``train_loss`` is
+            that weighted mean. Rows held out by ``validation_split`` keep their weights
+            in ``val_loss``; ``validation_data`` and the test set are unweighted, and
+            accuracies count samples, not weights.
 
         Returns
         -------
@@ -175,7 +187,7 @@ class Trainer:
         """
         run = self._prepare(X_train, y_train, X_test, y_test, epochs, learning_rate, batch_size, shuffle, optimizer,
                             verbose, dropout, l2, weight_decay, validation_data, validation_split, lr_schedule,
-                            callbacks)
+                            callbacks, sample_weight)
         for cb in run.callbacks:
             if hasattr(cb, "on_train_begin"):
                 cb.on_train_begin(self)
@@ -205,7 +217,8 @@ class Trainer:
 
     # -- the steps of train: prepare, run an epoch, commit it (or roll back), report ------------
     def _prepare(self, X_train, y_train, X_test, y_test, epochs, learning_rate, batch_size, shuffle, optimizer,
-                 verbose, dropout, l2, weight_decay, validation_data, validation_split, lr_schedule, callbacks):
+                 verbose, dropout, l2, weight_decay, validation_data, validation_split, lr_schedule, callbacks,
+                 sample_weight):
         """Validate every argument (before anything changes) and set up one training call."""
         model = self.model
         run = _Run()
@@ -229,15 +242,19 @@ class Trainer:
         for cb in run.callbacks:
             if not callable(getattr(cb, "on_epoch_end", None)):
                 raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method; got {cb!r}.")
-        run.X = check_X(X_train, model.input_size, model.dtype, "X_train")
+        run.X = check_X_or_sparse(X_train, model.input_size, model.dtype, "X_train")
         run.Y = check_y(y_train, run.X.shape[0], model.loss_func, model.output_size, model.dtype, "y_train")
+        if sample_weight is not None:
+            run.sw = check_sample_weight(sample_weight, run.X.shape[0], model.dtype)
         if (X_test is None) != (y_test is None):
             raise ValueError("X_test and y_test must be given together (or both None).")
         if X_test is not None:
-            run.X_te = check_X(X_test, model.input_size, model.dtype, "X_test")
+            run.X_te = check_X_or_sparse(X_test, model.input_size, model.dtype, "X_test")
+            run.X_te = run.X_te.toarray() if sp.issparse(run.X_te) else run.X_te
             run.Y_te = check_y(y_test, run.X_te.shape[0], model.loss_func, model.output_size, model.dtype, "y_test")
         run.rows, run.X_val, run.Y_val, run.val_rows = self._validation(run.X, run.Y, validation_data,
                                                                         validation_split)
+        run.sw_val = run.sw if run.X_val is run.X else None  # held-out rows keep their weights
         n = run.n = run.rows.size
         run.batch = n if batch_size is None else min(check_int("batch_size", batch_size), n)
 
@@ -259,7 +276,9 @@ class Trainer:
             state = self.optimizer_state = OptimizerState(run.optimizer, model.params.size, model.dtype)
         run.state = state
         run.engine = model._engine
-        run.work = run.engine.workspace(model, run.batch, run.use_dropout, epoch_rows=n)
+        # Full batches may be split between two cores (dense, unweighted rows only).
+        run.work = run.engine.workspace(model, run.batch, run.use_dropout, epoch_rows=n,
+                                        splittable=run.sw is None and not sp.issparse(run.X))
         run.metric = _tables.LOSSES[self.loss_func]
         run.stream = getattr(model, "_dropout_stream", None)
         if run.use_dropout and run.stream is None:
@@ -290,7 +309,7 @@ class Trainer:
         loss, correct, run.counter = run.engine.fit_epoch(
             model, run.X, run.Y, idx, run.batch, run.optimizer, run.state, rate, run.metric, run.work, l2=run.l2,
             weight_decay=run.weight_decay, acc_kind=run.acc_kind, thresholds=run.thresholds,
-            stream=(run.stream[0], run.stream[1]) if run.use_dropout else (0, 0),
+            stream=(run.stream[0], run.stream[1]) if run.use_dropout else (0, 0), sample_weight=run.sw,
         )
         if not (np.isfinite(loss) and run.engine.all_finite(model.params)):
             self._restore(run)
@@ -305,7 +324,7 @@ class Trainer:
             logs["accuracy"] = correct / (run.n * run.acc_div)
         if run.X_val is not None:
             val_loss, val_correct = run.engine.evaluate(model, run.X_val, run.Y_val, run.val_rows, run.metric,
-                                                        run.acc_kind, run.work)
+                                                        run.acc_kind, run.work, run.sw_val)
             logs["val_loss"] = float(val_loss)
             if run.acc_kind:
                 logs["val_accuracy"] = val_correct / (run.val_rows.size * run.acc_div)
@@ -377,7 +396,7 @@ class Trainer:
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a pair (X_val, y_val).")
-            X_val = check_X(validation_data[0], model.input_size, model.dtype, "validation_data X")
+            X_val = check_X_or_sparse(validation_data[0], model.input_size, model.dtype, "validation_data X")
             Y_val = check_y(validation_data[1], X_val.shape[0], model.loss_func, model.output_size, model.dtype,
                             "validation_data y")
             return np.arange(n, dtype=np.int64), X_val, Y_val, np.arange(X_val.shape[0], dtype=np.int64)
@@ -403,6 +422,7 @@ class _Run:
     engine's workspace, and the snapshot of the last completed epoch."""
 
     X_te = Y_te = A_te = None
+    sw = None  # sample weights of the training rows
     stream = None
     counter = 0
     shuffles = 0

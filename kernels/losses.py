@@ -1,10 +1,11 @@
 """Loss values and the output-layer delta dL/dZ, for each loss x output activation.
 
 ``batch_loss`` and ``batch_delta`` serve both faces, with the family of the objective's
-type: the tutorial's codes (``loss_sum``, ``output_delta``: unit weights) or
-scikit-learn's (``sk_loss_sum``, ``sk_output_delta``, with optional sample weights).
+type: the tutorial's codes (``loss_sum``, ``output_delta``) or scikit-learn's
+(``sk_loss_sum``, ``sk_output_delta``), both with optional sample weights.
 
-The tutorial's conventions (the loss is a mean over the n samples of the batch; k outputs):
+The tutorial's conventions (the loss is a mean over the n samples of the batch, or a
+weighted mean sum w_i L_i / sum w_i with sample weights; k outputs):
     MSE                       L = 1/(n k) sum (A - Y)^2
     LOG_LOSS                  L = -1/(n k) sum Y log A + (1 - Y) log(1 - A)
     CATEGORICAL_CROSSENTROPY  L = -1/n sum Y log A
@@ -20,37 +21,45 @@ from .codes import CATEGORICAL_CROSSENTROPY, LOG_LOSS, MSE, SIGMOID, SK_BINARY_L
 
 
 @jit(inline="always")
-def loss_sum(A, Y, code, eps):
-    """Sum over the batch of the per-sample loss (divide by n for the mean). A, Y (n, k)."""
+def loss_sum(A, Y, sw, code, eps):
+    """Sum over the batch of the per-sample loss (divide by n, or by sum(sw), for the
+    mean). A, Y (n, k); sw (n,) sample weights, each sample's loss times its weight, or
+    empty for unit weights (a weight of 1 multiplies exactly: the same sum as without)."""
     n, k = A.shape
+    weighted = sw.size > 0
     total = 0.0
     if code == MSE:
         for i in range(n):
+            w = sw[i] if weighted else 1.0
             for j in range(k):
                 r = A[i, j] - Y[i, j]
-                total += r * r
+                total += w * (r * r)
         return total / k
     if code == LOG_LOSS:
         for i in range(n):
+            w = sw[i] if weighted else 1.0
             for j in range(k):
                 a = min(max(A[i, j], eps), 1.0 - eps)
-                total -= Y[i, j] * np.log(a) + (1.0 - Y[i, j]) * np.log(1.0 - a)
+                total -= w * (Y[i, j] * np.log(a) + (1.0 - Y[i, j]) * np.log(1.0 - a))
         return total / k
     # CATEGORICAL_CROSSENTROPY
     for i in range(n):
+        w = sw[i] if weighted else 1.0
         for j in range(k):
             if Y[i, j] != 0:
-                total -= Y[i, j] * np.log(min(max(A[i, j], eps), 1.0 - eps))
+                total -= w * (Y[i, j] * np.log(min(max(A[i, j], eps), 1.0 - eps)))
     return total
 
 
 @jit(inline="always")
-def output_delta(A, Y, loss_code, out_code, scale, D):
-    """D <- scale * dL/dZ of the output layer, where ``scale`` is 1/n of the batch.
+def output_delta(A, Y, sw, loss_code, out_code, scale, D):
+    """D <- scale * dL/dZ of the output layer, where ``scale`` is 1/n of the batch (1 /
+    sum(sw) with sample weights: each row's delta is then times its weight).
 
-    A (n, k) output activations, Y (n, k) targets, D (n, k) written.
+    A (n, k) output activations, Y (n, k) targets, sw (n,) or empty, D (n, k) written.
     """
     n, k = A.shape
+    weighted = sw.size > 0
     if (loss_code == LOG_LOSS and out_code == SIGMOID) or (
         loss_code == CATEGORICAL_CROSSENTROPY and out_code == SOFTMAX
     ):
@@ -61,15 +70,17 @@ def output_delta(A, Y, loss_code, out_code, scale, D):
         c = cast_like(scale / k if loss_code == LOG_LOSS else scale, D)
         tiny = tiny_like(D)
         for i in range(n):
+            ci = c * sw[i] if weighted else c
             for j in range(k):
-                D[i, j] = flush(c * (A[i, j] - Y[i, j]), tiny)
+                D[i, j] = flush(ci * (A[i, j] - Y[i, j]), tiny)
         return
     # General case: g = dL/dA per sample, then the output activation's Jacobian.
     # The API allows only MSE here (LOG_LOSS needs sigmoid, CCE needs softmax).
     c = cast_like(2.0 * scale / k, D)
     for i in range(n):
+        ci = c * sw[i] if weighted else c
         for j in range(k):
-            D[i, j] = c * (A[i, j] - Y[i, j])
+            D[i, j] = ci * (A[i, j] - Y[i, j])
     if out_code == SIGMOID:
         for i in range(n):
             for j in range(k):
@@ -171,10 +182,10 @@ def sk_output_delta(A, Y, sw, D):
 
 # -- either face's family, chosen when the caller is compiled ----------------------------------
 def batch_loss(A, Y, sw, objective):
-    """Sum over the batch of the per-sample ``objective.metric_code`` losses: the
-    tutorial's (``loss_sum``, unit weights) for a bundles.TutorialObjective, scikit-learn's
-    (``sk_loss_sum``, each times its sample weight; sw (n,) or empty for unit weights) for
-    a bundles.SklearnObjective.
+    """Sum over the batch of the per-sample ``objective.metric_code`` losses, each times its
+    sample weight (sw (n,), or empty for unit weights): the tutorial's (``loss_sum``) for
+    a bundles.TutorialObjective, scikit-learn's (``sk_loss_sum``) for a
+    bundles.SklearnObjective.
 
     For compiled kernels only: the family is picked from the objective's type when the
     caller is compiled (the overload below), so a fit never compiles the other face's
@@ -200,14 +211,14 @@ def _is_sklearn(objective):
 def _batch_loss(A, Y, sw, objective):
     if _is_sklearn(objective):
         return lambda A, Y, sw, objective: sk_loss_sum(A, Y, sw, objective.metric_code, objective.clip_eps)
-    return lambda A, Y, sw, objective: loss_sum(A, Y, objective.metric_code, objective.clip_eps)
+    return lambda A, Y, sw, objective: loss_sum(A, Y, sw, objective.metric_code, objective.clip_eps)
 
 
 @overload(batch_delta)
 def _batch_delta(A, Y, sw, objective, out_code, scale, D):
     if not _is_sklearn(objective):
-        return lambda A, Y, sw, objective, out_code, scale, D: output_delta(A, Y, objective.loss_code, out_code, scale,
-                                                                            D)
+        return lambda A, Y, sw, objective, out_code, scale, D: output_delta(A, Y, sw, objective.loss_code, out_code,
+                                                                            scale, D)
 
     def sklearn_delta(A, Y, sw, objective, out_code, scale, D):
         sk_output_delta(A, Y, sw, D)

@@ -5,6 +5,8 @@ with and without L2, the analytic gradient of
 
     J(theta) = mean batch loss + 0.5 * l2 * sum over layers of sum(W^2)
 
+(and the weighted mean sum w_i loss_i / sum w_i with sample weights)
+
 must equal (J(theta + h e_i) - J(theta - h e_i)) / 2h for every parameter i. The kernels
 are checked against their own loss (network.forward_layers + losses.loss_sum) and the
 reference against its own (reference.forward + reference.mean_loss); test_kernels.py
@@ -83,31 +85,34 @@ def numeric_gradient(J, theta):
     return g
 
 
-def kernel_loss_and_grad(net, X, Y, l2):
-    """J and its gradient from the kernels, called as epoch.fit_epoch calls them."""
+def kernel_loss_and_grad(net, X, Y, l2, sw=None):
+    """J and its gradient from the kernels, called as epoch.fit_epoch calls them; with
+    sample weights sw, J is the weighted mean loss."""
     sizes, act_codes = net.layer_sizes_array, net.activation_codes
     width = X.shape[0] * int(sizes[1:].sum())
     acts, deltas, grad = np.empty(width), np.empty(width), np.empty(net.params.size)
+    sw = np.empty(0) if sw is None else sw
+    weight_sum = float(sw.sum()) if sw.size else float(X.shape[0])
     scratch = Scratch(X.ravel(), Y.ravel(), np.empty(0), acts, deltas, np.empty(0), grad)
     spec = net._spec  # the engine's description of the network
 
     def J():
         A = network.forward_layers(X, net.params, sizes, act_codes, net.alpha, acts)
         penalty = 0.5 * l2 * network.sum_squares_weights(net.params, sizes)
-        return losses.loss_sum(A, Y, net.loss_code, net.clip_eps) / X.shape[0] + penalty
+        return losses.loss_sum(A, Y, sw, net.loss_code, net.clip_eps) / weight_sum + penalty
 
-    epoch.batch_gradient(X, Y, np.empty(0), float(X.shape[0]), l2, spec.net(net.params), spec.objective(net.loss_code),
-                         None, np.uint64(0), scratch)
+    epoch.batch_gradient(X, Y, sw, weight_sum, l2, spec.net(net.params), spec.objective(net.loss_code), None,
+                         np.uint64(0), scratch)
     return J, grad
 
 
-def reference_loss_and_grad(net, X, Y, l2):
+def reference_loss_and_grad(net, X, Y, l2, sw=None):
     def J():
         A = reference.forward(net, X)[-1]
         penalty = 0.5 * l2 * sum(np.sum(W * W) for W in net.weights)
-        return reference.mean_loss(A, Y, net.loss_code, net.clip_eps) + penalty
+        return reference.mean_loss(A, Y, net.loss_code, net.clip_eps, sw) + penalty
 
-    return J, reference.gradients(net, reference.forward(net, X), Y, l2)
+    return J, reference.gradients(net, reference.forward(net, X), Y, l2, sw=sw)
 
 
 @pytest.mark.parametrize("impl", ["kernels", "reference"])
@@ -121,6 +126,20 @@ def test_gradient_matches_central_differences(activation, loss, out, l2, impl):
     numeric = numeric_gradient(J, net.params)
     assert np.abs(numeric).max() > 1e-3  # a live check, not 0 == 0
     np.testing.assert_allclose(grad, numeric, **GRAD_TOL)
+
+
+@pytest.mark.parametrize("impl", ["kernels", "reference"])
+@pytest.mark.parametrize("loss,out", PAIRS, ids=lambda v: v)
+def test_weighted_gradient_matches_central_differences(loss, out, impl):
+    # J = sum_i w_i loss_i / sum_i w_i + 0.5 l2 sum(W^2): the weights reach the delta of each row.
+    net, X, Y = problem("tanh", loss, out, 50 + PAIRS.index((loss, out)))
+    sw = np.random.default_rng(7).uniform(0.1, 3.0, N)
+    J, grad = (kernel_loss_and_grad if impl == "kernels" else reference_loss_and_grad)(net, X, Y, 0.1, sw)
+    numeric = numeric_gradient(J, net.params)
+    assert np.abs(numeric).max() > 1e-3
+    np.testing.assert_allclose(grad, numeric, **GRAD_TOL)
+    _, unweighted = (kernel_loss_and_grad if impl == "kernels" else reference_loss_and_grad)(net, X, Y, 0.1)
+    assert not np.allclose(grad, unweighted, **GRAD_TOL)  # the weights do change the gradient
 
 
 def test_gradient_check_catches_a_wrong_gradient():

@@ -125,17 +125,27 @@ def test_multiply_derivative(code, shape, dtype, rng):
 
 
 # -- losses -------------------------------------------------------------------------------
+def sample_weights(weighted, n, dtype, rng):
+    """(sw for the kernels, sw for the reference, weight sum): empty/None/n when unweighted."""
+    if not weighted:
+        return np.empty(0, dtype=dtype), None, float(n)
+    sw = rng.uniform(0.1, 3.0, n).astype(dtype)
+    return sw, sw.astype(F64), float(sw.astype(F64).sum())
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (1, 4), (5, 1), (6, 3)])
 @pytest.mark.parametrize("loss,out", LOSS_PAIRS)
-def test_loss_sum(loss, out, shape, dtype, rng):
+def test_loss_sum(loss, out, shape, dtype, weighted, rng):
     if out == codes.SOFTMAX and shape[1] == 1:
         shape = (shape[0], 2)  # a softmax over one output is the constant 1
     A = reference.activate(2 * rng.standard_normal(shape), out, 0.0).astype(dtype)
     Y = targets(loss, out, shape, rng).astype(dtype)
+    sw, sw64, weight_sum = sample_weights(weighted, shape[0], dtype, rng)
     eps = float(np.finfo(dtype).eps)  # as NeuralNetwork.clip_eps
-    got = losses.loss_sum(A, Y, loss, eps) / shape[0]
-    want = reference.mean_loss(A.astype(F64), Y.astype(F64), loss, eps)
+    got = losses.loss_sum(A, Y, sw, loss, eps) / weight_sum
+    want = reference.mean_loss(A.astype(F64), Y.astype(F64), loss, eps, sw64)
     np.testing.assert_allclose(got, want, **TOL[dtype]["elementwise"])
 
 
@@ -146,7 +156,7 @@ def test_loss_sum_clips_probabilities(loss, dtype):
     A = np.array([[0.0, 1.0, 0.5], [1.0, 0.0, 0.0]], dtype=dtype)
     Y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)
     eps = float(np.finfo(dtype).eps)
-    got = losses.loss_sum(A, Y, loss, eps) / 2
+    got = losses.loss_sum(A, Y, np.empty(0, dtype=dtype), loss, eps) / 2
     assert np.isfinite(got)
     np.testing.assert_allclose(got, reference.mean_loss(A.astype(F64), Y.astype(F64), loss, eps), **TOL[dtype]["elementwise"])
     if loss == codes.CATEGORICAL_CROSSENTROPY:
@@ -154,17 +164,26 @@ def test_loss_sum_clips_probabilities(loss, dtype):
         np.testing.assert_allclose(got, -np.log(eps), rtol=1e-12)
 
 
+def test_weighted_loss_by_hand():
+    # MSE of rows with squared errors 1 and 4 (one output), weights 3 and 1: (3 + 4) / 4.
+    A, Y = np.array([[1.0], [2.0]]), np.zeros((2, 1))
+    assert losses.loss_sum(A, Y, np.array([3.0, 1.0]), codes.MSE, 1e-15) / 4.0 == 1.75
+    assert reference.mean_loss(A, Y, codes.MSE, 1e-15, np.array([3.0, 1.0])) == 1.75
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1), (1, 4), (5, 1), (6, 3)])
 @pytest.mark.parametrize("loss,out", LOSS_PAIRS)
-def test_output_delta(loss, out, shape, dtype, rng):
+def test_output_delta(loss, out, shape, dtype, weighted, rng):
     if out == codes.SOFTMAX and shape[1] == 1:
         shape = (shape[0], 2)
     A = reference.activate(2 * rng.standard_normal(shape), out, 0.0).astype(dtype)
     Y = targets(loss, out, shape, rng).astype(dtype)
+    sw, sw64, weight_sum = sample_weights(weighted, shape[0], dtype, rng)
     got = np.empty_like(A)
-    losses.output_delta(A, Y, loss, out, 1.0 / shape[0], got)
-    check(got, reference.output_delta(A.astype(F64), Y.astype(F64), loss, out), dtype)
+    losses.output_delta(A, Y, sw, loss, out, 1.0 / weight_sum, got)
+    check(got, reference.output_delta(A.astype(F64), Y.astype(F64), loss, out, sw64), dtype)
 
 
 # -- dense layers -------------------------------------------------------------------------

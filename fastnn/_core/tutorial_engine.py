@@ -8,6 +8,8 @@ accuracy is counted on the same outputs.
 """
 import contextlib
 
+import numpy as np
+
 from . import engine, precompile as _precompile, threads
 from ..kernels import losses, network
 
@@ -16,12 +18,13 @@ class KernelEngine:
     name = "fastnn"
 
     @staticmethod
-    def workspace(net, batch_size, dropout=False, epoch_rows=None):
+    def workspace(net, batch_size, dropout=False, epoch_rows=None, splittable=True):
         """Scratch for ``batch_size``-row batches; ``epoch_rows``, the rows of an epoch,
-        lets a full-batch epoch run on 2 cores (see ``engine.should_split``)."""
+        lets a full-batch epoch run on 2 cores (see ``engine.should_split``) unless the
+        data is not ``splittable`` (sparse or weighted rows)."""
         _precompile.announce("tutorial", net.dtype)
         spec = net._spec
-        split = engine.should_split(spec.sizes, batch_size, epoch_rows, dropout)
+        split = splittable and engine.should_split(spec.sizes, batch_size, epoch_rows, dropout)
         return engine.Workspace(spec, batch_size, dropout, split)
 
     @staticmethod
@@ -57,23 +60,26 @@ class KernelEngine:
 
     @staticmethod
     def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
-                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0)):
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None):
         """``train_epoch`` with decoupled weight decay, dropout (``thresholds`` (L - 1,)
-        int64, ``stream`` = (key, counter) of the mask stream) and an accuracy count.
+        int64, ``stream`` = (key, counter) of the mask stream), an accuracy count, sample
+        weights (each batch's loss is their weighted mean) and X dense or CSR.
         Returns (mean loss, correct count, new counter)."""
         objective = net._spec.objective(net.loss_code, metric_code, acc_kind, l2=l2)
         dropout = engine.dropout(thresholds, stream)
         loss, correct, state.t, counter = engine.fit_epoch(
-            net._spec, net.params, engine.dense_data(X, Y), idx, batch_size, objective,
+            net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, batch_size, objective,
             engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), dropout, work,
         )
         return loss, correct, counter if dropout is not None else int(stream[1])
 
     @staticmethod
-    def evaluate(net, X, Y, idx, metric_code, acc_kind, work):
-        """(mean loss, correct count) on rows ``idx`` of (X, Y), in chunks of the workspace's rows."""
+    def evaluate(net, X, Y, idx, metric_code, acc_kind, work, sample_weight=None):
+        """(mean loss, weighted by ``sample_weight`` when given; correct count) on rows
+        ``idx`` of (X, Y), X dense or CSR, in chunks of the workspace's rows."""
         objective = net._spec.objective(net.loss_code, metric_code, acc_kind)
-        return engine.evaluate(net._spec, net.params, engine.dense_data(X, Y), idx, objective, work)
+        return engine.evaluate(net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, objective,
+                               work)
 
     @staticmethod
     def predict(net, X, work=None):
@@ -86,7 +92,7 @@ class KernelEngine:
 
     @staticmethod
     def mean_loss(A, Y, loss_code, clip_eps):
-        return losses.loss_sum(A, Y, loss_code, clip_eps) / A.shape[0]
+        return losses.loss_sum(A, Y, np.empty(0, dtype=A.dtype), loss_code, clip_eps) / A.shape[0]
 
     @staticmethod
     def all_finite(a):

@@ -6,6 +6,7 @@ import decimal
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 
 # What an object array may hold: real numbers (not strings, None, complex or containers).
 _REAL_OBJECTS = (numbers.Real, decimal.Decimal, np.bool_)
@@ -55,7 +56,8 @@ def _as_numeric(name, a):
     if a is None:
         raise TypeError(f"{name} must be an array of numbers; got None.")
     if hasattr(a, "toarray") or hasattr(a, "tocsr"):
-        raise TypeError(f"{name} is a sparse matrix; NeuralNetwork takes dense arrays (use .toarray()).")
+        raise TypeError(f"{name} is a sparse matrix; only the training and validation inputs may be sparse "
+                        "(use .toarray()).")
     try:
         arr = np.asarray(a)
     except ValueError as err:  # ragged nested lists
@@ -106,6 +108,38 @@ def check_X(X, n_features, dtype, name="X"):
     if arr.shape[1] != n_features:
         raise ValueError(f"{name} has {arr.shape[1]} features per sample; the network's input_size is {n_features}.")
     return _finalise(name, arr, dtype)
+
+
+def check_X_or_sparse(X, n_features, dtype, name="X"):
+    """``check_X``, or a SciPy sparse matrix as a finite CSR matrix of ``dtype`` with
+    sorted indices (CSC and COO are converted; duplicate entries are summed)."""
+    if not sp.issparse(X):
+        return check_X(X, n_features, dtype, name)
+    if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] != n_features:
+        raise ValueError(f"{name} is a sparse matrix of shape {X.shape}; expected (n_samples >= 1, {n_features}).")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers; got a sparse matrix of dtype {X.dtype}.")
+    csr = sp.csr_matrix(X, dtype=dtype, copy=True)
+    csr.sum_duplicates()
+    # The kernels index with int64: converted once here rather than at every epoch.
+    csr.indices, csr.indptr = csr.indices.astype(np.int64), csr.indptr.astype(np.int64)
+    if not np.isfinite(csr.data).all():
+        raise ValueError(f"{name} contains NaN or infinity (after conversion to {np.dtype(dtype).name}); "
+                         "expected finite values.")
+    return csr
+
+
+def check_sample_weight(sample_weight, n_samples, dtype):
+    """Sample weights as a (n_samples,) array of ``dtype``, finite and > 0. (A zero weight
+    would let a shuffled minibatch weigh nothing at all: leave such rows out instead.)"""
+    sw = _finalise("sample_weight", _as_numeric("sample_weight", sample_weight), dtype)
+    if sw.shape != (n_samples,):
+        raise ValueError(f"sample_weight must have shape ({n_samples},), one weight per training sample; "
+                         f"got shape {sw.shape}.")
+    if not sw.min() > 0:
+        raise ValueError(f"sample_weight must be > 0 (leave out the rows that should not count); "
+                         f"got values in [{sw.min()}, {sw.max()}].")
+    return sw
 
 
 def check_y(y, n_samples, loss_func, n_outputs, dtype, name="y"):
