@@ -3,7 +3,7 @@
 A file is a zip archive of ``.npy`` members (an ``.npz``), written and read with
 ``allow_pickle=False``:
 
-    header.npy      uint8 (n,)  the UTF-8 bytes of a JSON object (see ``_header``)
+    header.npy      uint8 (n,)  the UTF-8 bytes of a JSON object (see ``_model_header``)
     params.npy      dtype (p,)  the flat parameter buffer: W_0 (d_0, d_1) row-major, b_0, W_1, b_1, ...
     rng_keys.npy    uint32 (624,) the MT19937 key of the model's shuffling RandomState
     opt_m.npy, opt_v.npy, train_loss.npy, test_loss.npy   (checkpoints only)
@@ -17,27 +17,28 @@ model, and raises ``ModelFileError`` saying what is wrong. Nothing is unpickled.
 Writes are atomic: a temporary file in the destination's directory, flushed and
 fsynced, then ``os.replace``; the directory is fsynced too. If anything fails, the
 temporary file is removed and a previous file at ``path`` is left as it was.
+
+This module holds the format: the header's contents and their checks, the engines a file
+may name, and saving and loading models and checkpoints. The container under it (the zip
+of ``.npy`` members and its checks, the checksum, the atomic write) is
+``fastnn._core.archive``; ``atomic_write`` is re-exported here.
 """
-import hashlib
 import json
 import math
 import numbers
-import os
-import secrets
-import zipfile
 
 import numpy as np
-from numpy.lib import format as npy_format
 
+from ._core import archive
+from ._core.archive import HEADER_LIMIT, NPY_HEADER_SLACK, atomic_write  # noqa: F401  (fastnn.io's public names)
+from ._core.archive import fail as _fail
 from ._version import __version__
-from .errors import ModelFileError
+from .errors import ModelFileError  # noqa: F401  (what the loaders raise, through _fail)
 from .optimizers import SGD, Adam, OptimizerState
 
 FORMAT_VERSION = 1
 MODEL_FORMAT = "fastnn-model"
 CHECKPOINT_FORMAT = "fastnn-checkpoint"
-HEADER_LIMIT = 64 * 2**20  # bytes of JSON we agree to parse
-NPY_HEADER_SLACK = 2**16  # an .npy member may exceed its data by this much (its own header)
 MODEL_ARRAYS = ("params", "rng_keys")
 CHECKPOINT_ARRAYS = MODEL_ARRAYS + ("opt_m", "opt_v", "train_loss", "test_loss")
 STATE_LAYOUT = {
@@ -66,21 +67,6 @@ def _json_default(obj):
     if isinstance(obj, (np.ndarray, np.generic)):
         return obj.tolist()
     raise TypeError(f"metadata must be JSON-serialisable; got an object of type {type(obj).__name__}: {obj!r}.")
-
-
-def _canonical(header):
-    """The bytes the checksum covers for a header: sorted-key JSON without 'sha256'."""
-    body = {k: v for k, v in header.items() if k != "sha256"}
-    return json.dumps(body, sort_keys=True, allow_nan=False, separators=(",", ":")).encode()
-
-
-def _checksum(header, arrays):
-    h = hashlib.sha256(_canonical(header))
-    for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(f"\0{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 def _rng_state(model):
@@ -119,72 +105,6 @@ def _model_header(model, metadata):
     }
 
 
-def _write_npz(path, header, arrays):
-    """Atomically write ``arrays`` plus ``header`` (checksummed here) as an .npz at ``path``."""
-    header = dict(header)
-    header["arrays"] = {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in arrays.items()}
-    header["sha256"] = _checksum(header, arrays)
-    text = json.dumps(header, sort_keys=True, allow_nan=False, indent=1).encode()
-    members = {"header": np.frombuffer(text, dtype=np.uint8), **arrays}
-
-    def write(f):
-        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
-            for name, a in members.items():
-                _write_member(zf, name, a)
-
-    atomic_write(path, write)
-
-
-def atomic_write(path, write):
-    """Create or replace the file at ``path`` with what ``write(f)`` writes to the binary
-    file ``f``, atomically: a temporary file in the same directory, flushed and fsynced,
-    then renamed over ``path``. On any failure the temporary file is removed and a
-    previous file at ``path`` is left as it was."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    while True:  # O_EXCL: never reuse someone else's file; mode 0o666 & ~umask like open()
-        tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _write_member(zf, name, a):
-    info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))  # fixed: same model, same bytes
-    info.compress_type = zipfile.ZIP_STORED
-    with zf.open(info, "w", force_zip64=a.nbytes > 2**31) as member:
-        npy_format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
-
-
-def _fsync_directory(directory):
-    # Makes the rename itself durable; not every platform can open a directory.
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)
-
-
 def save_model(model, path, metadata=None):
     """Save a network's architecture, weights and shuffling RNG state to ``path`` (.npz).
 
@@ -204,7 +124,7 @@ def save_model(model, path, metadata=None):
     header = _model_header(model, metadata)
     header["format"] = MODEL_FORMAT
     keys, header["rng"] = _rng_state(model)
-    _write_npz(path, header, {"params": model.params.copy(), "rng_keys": keys})
+    archive.write(path, header, {"params": model.params.copy(), "rng_keys": keys})
 
 
 def save_checkpoint(trainer, path):
@@ -242,71 +162,10 @@ def save_checkpoint(trainer, path):
         "train_loss": np.asarray(trainer.train_loss, dtype=np.float64).reshape(-1),
         "test_loss": np.asarray(trainer.test_loss, dtype=np.float64).reshape(-1),
     }
-    _write_npz(path, header, arrays)
+    archive.write(path, header, arrays)
 
 
 # -- reading --------------------------------------------------------------------------------
-def _fail(path, what):
-    raise ModelFileError(f"{os.fspath(path)}: {what}")
-
-
-def _read_archive(path):
-    """(header dict, {name: ndarray}) from the zip at ``path``; raises ModelFileError."""
-    with open(path, "rb") as f:  # a missing file is the caller's OSError, not a bad file
-        start = f.read(4)
-        f.seek(0)
-        try:
-            zf = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError,
-                RuntimeError) as err:
-            hint = ("it starts like a zip archive but its directory is missing or damaged: truncated or corrupted"
-                    if start == b"PK\x03\x04" else "it is not a zip archive (.npz); not a fastnn file")
-            _fail(path, f"{hint} ({err}).")
-        with zf:
-            infos = zf.infolist()
-            names = [i.filename for i in infos]
-            if len(names) != len(set(names)):
-                _fail(path, "the archive holds two members with the same name.")
-            bad = [n for n in names if not n.endswith(".npy")]
-            if bad:
-                _fail(path, f"unexpected member(s) {bad} in the archive; a fastnn file holds only .npy arrays.")
-            sizes = {i.filename[:-4]: i.file_size for i in infos}
-            if "header" not in sizes:
-                _fail(path, "no 'header' array: not a fastnn model file.")
-            if sizes["header"] > HEADER_LIMIT + NPY_HEADER_SLACK:
-                _fail(path, f"the header is {sizes['header']} bytes; at most {HEADER_LIMIT} expected.")
-            header = _parse_header(path, _read_member(path, zf, "header"))
-            declared = header["arrays"]
-            missing = sorted(set(declared) - (set(sizes) - {"header"}))
-            extra = sorted(set(sizes) - {"header"} - set(declared))
-            if missing or extra:
-                _fail(path, "arrays do not match the header: "
-                      + "; ".join(p for p in (missing and f"missing {missing}", extra and f"extra {extra}") if p) + ".")
-            arrays = {}
-            for name, spec in declared.items():
-                nbytes = math.prod(spec["shape"]) * np.dtype(spec["dtype"]).itemsize
-                if sizes[name] > nbytes + NPY_HEADER_SLACK:
-                    _fail(path, f"array {name!r} takes {sizes[name]} bytes but the header declares {nbytes}.")
-                arrays[name] = _read_member(path, zf, name)
-    return header, arrays
-
-
-def _read_member(path, zf, name):
-    try:
-        with zf.open(name + ".npy") as member:
-            a = npy_format.read_array(member, allow_pickle=False)
-    except ValueError as err:
-        if "allow_pickle" in str(err) or "Object arrays" in str(err):
-            _fail(path, f"array {name!r} is an object array (a pickle); fastnn files hold numbers only and "
-                  "never unpickle anything.")
-        _fail(path, f"array {name!r} is not a valid .npy array (truncated or corrupted?): {err}")
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as err:
-        _fail(path, f"array {name!r} cannot be read; the file is corrupted ({err}).")
-    if a.dtype.hasobject:
-        _fail(path, f"array {name!r} holds Python objects; fastnn files hold numbers only.")
-    return a
-
-
 def _parse_header(path, raw):
     if raw.dtype != np.uint8 or raw.ndim != 1:
         _fail(path, f"the header must be a 1-D uint8 array of UTF-8 JSON; got {raw.dtype} with shape {raw.shape}.")
@@ -408,7 +267,7 @@ def _build_model(path, header, arrays):
         if a.dtype != np.dtype(want["dtype"]) or list(a.shape) != want["shape"]:
             _fail(path, f"array {name!r} is {a.dtype.str} {a.shape}; the header declares "
                   f"{want['dtype']} {tuple(want['shape'])}.")
-    if _checksum(header, arrays) != header["sha256"]:
+    if archive.checksum(header, arrays) != header["sha256"]:
         _fail(path, "SHA-256 checksum mismatch: the file was modified or corrupted after it was written.")
     params = _check_array(path, arrays, "params", spec["dtype"], (n_params,))
     keys = _check_array(path, arrays, "rng_keys", np.uint32, (624,))
@@ -448,7 +307,7 @@ def load_model(path):
     OSError
         The file cannot be opened.
     """
-    header, arrays = _read_archive(path)
+    header, arrays = archive.read(path, _parse_header)
     return _build_model(path, header, arrays)
 
 
@@ -459,7 +318,7 @@ def load_checkpoint(path):
     ``train_loss``/``test_loss`` history and ``optimizer_state`` (settings, moments m, v
     and update count t). Pass the same optimizer to ``train`` to continue with that state.
     """
-    header, arrays = _read_archive(path)
+    header, arrays = archive.read(path, _parse_header)
     if header["format"] != CHECKPOINT_FORMAT:
         _fail(path, f"this is a {header['format']} file, not a checkpoint; load it with fastnn.load.")
     model = _build_model(path, header, arrays)

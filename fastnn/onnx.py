@@ -11,7 +11,7 @@ import importlib
 
 import numpy as np
 
-from . import io as _io
+from ._core.archive import atomic_write
 from .network import NeuralNetwork
 
 _EXTRA = "pip install 'fastnn[onnx]'"
@@ -98,7 +98,7 @@ def to_onnx(model, X_sample=None, *, path=None, opset=None):
         raise TypeError("to_onnx exports a fastnn NeuralNetwork, a fitted MLPClassifier or MLPRegressor, or a "
                         f"scikit-learn pipeline that contains them; got {type(model).__name__}.")
     if path is not None:
-        _io.atomic_write(path, lambda f: f.write(proto.SerializeToString()))
+        atomic_write(path, lambda f: f.write(proto.SerializeToString()))
     return proto
 
 

@@ -14,6 +14,7 @@ import pytest
 import fastnn
 from fastnn import io as fio
 from fastnn import reference
+from fastnn._core import archive
 
 
 def make_model(hidden=(5,), dtype="float64", loss="categorical_crossentropy", engine=fastnn, **kw):
@@ -43,7 +44,7 @@ def write_members(path, header, arrays, resign=True, raw=None):
     SHA-256 (so that the loader's later checks are reached); ``raw`` adds raw members."""
     header = dict(header)
     if resign:
-        header["sha256"] = fio._checksum(header, arrays)
+        header["sha256"] = archive.checksum(header, arrays)
     text = json.dumps(header).encode()
     with zipfile.ZipFile(path, "w") as zf:
         for name, a in {"header": np.frombuffer(text, np.uint8), **arrays}.items():
@@ -285,19 +286,19 @@ def test_shape_and_dtype_inconsistent_with_header(saved):
     with pytest.raises(fastnn.ModelFileError, match="params.*header declares"):
         fastnn.load(path)
     # Table and array agree, but not with the architecture.
-    fio._write_npz(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")}, {**arrays, "params": p[:-1]})
+    archive.write(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")}, {**arrays, "params": p[:-1]})
     with pytest.raises(fastnn.ModelFileError, match="shape.*architecture needs"):
         fastnn.load(path)
-    fio._write_npz(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")},
-                   {**arrays, "params": p.astype(np.float32)})
+    archive.write(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")},
+                  {**arrays, "params": p.astype(np.float32)})
     with pytest.raises(fastnn.ModelFileError, match="dtype <f4; expected <f8"):
         fastnn.load(path)
-    fio._write_npz(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")},
-                   {**arrays, "params": p.reshape(1, -1)})
+    archive.write(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")},
+                  {**arrays, "params": p.reshape(1, -1)})
     with pytest.raises(fastnn.ModelFileError, match="shape"):
         fastnn.load(path)
     header["model"]["layer_sizes"] = [4, 5, 4, 4]  # sizes that do not match the weights
-    fio._write_npz(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")}, arrays)
+    archive.write(path, {k: v for k, v in header.items() if k not in ("arrays", "sha256")}, arrays)
     with pytest.raises(fastnn.ModelFileError, match="shape"):
         fastnn.load(path)
 
@@ -398,7 +399,7 @@ def test_interrupted_save_keeps_previous_file(saved, monkeypatch, exc):
     model, path = saved
     before = path.read_bytes()
     calls = []
-    real = fio._write_member
+    real = archive._write_member
 
     def failing(zf, name, a):
         calls.append(name)
@@ -407,7 +408,7 @@ def test_interrupted_save_keeps_previous_file(saved, monkeypatch, exc):
             raise exc
         real(zf, name, a)
 
-    monkeypatch.setattr(fio, "_write_member", failing)
+    monkeypatch.setattr(archive, "_write_member", failing)
     other = make_model(hidden=(5, 4), seed=99)
     with pytest.raises(type(exc)):
         other.save(path)
@@ -424,17 +425,27 @@ def test_failed_replace_and_fsync_keep_previous_file(saved, monkeypatch):
         with monkeypatch.context() as mp:
             def boom(*args, **kwargs):
                 raise OSError(f"{target} failed")
-            mp.setattr(fio.os, target, boom)
+            mp.setattr(archive.os, target, boom)
             with pytest.raises(OSError, match=target):
                 make_model(seed=7).save(path)
         assert path.read_bytes() == before
         assert sorted(os.listdir(path.parent)) == [path.name]
 
 
+def test_atomic_write_is_fastnn_io_s_too(tmp_path):
+    # The container lives in fastnn._core.archive; fastnn.io keeps its public names.
+    assert fio.atomic_write is archive.atomic_write
+    assert (fio.HEADER_LIMIT, fio.NPY_HEADER_SLACK) == (archive.HEADER_LIMIT, archive.NPY_HEADER_SLACK)
+    path = tmp_path / "blob"
+    fio.atomic_write(path, lambda f: f.write(b"bytes"))
+    assert path.read_bytes() == b"bytes"
+    assert sorted(os.listdir(tmp_path)) == ["blob"]
+
+
 def test_save_fsyncs_file_and_directory(tmp_path, monkeypatch):
     synced = []
     real = os.fsync
-    monkeypatch.setattr(fio.os, "fsync", lambda fd: (synced.append(os.path.isdir(f"/proc/self/fd/{fd}")), real(fd)))
+    monkeypatch.setattr(archive.os, "fsync", lambda fd: (synced.append(os.path.isdir(f"/proc/self/fd/{fd}")), real(fd)))
     make_model().save(tmp_path / "m.npz")
     assert synced == [False, True]  # the file's data, then the directory entry of the rename
 
@@ -488,7 +499,7 @@ def test_checkpoint_corruptions(tmp_path):
     base = {k: v for k, v in header.items() if k not in ("arrays", "sha256")}
 
     def expect(match, h=base, **changes):
-        fio._write_npz(path, h, {**arrays, **changes})
+        archive.write(path, h, {**arrays, **changes})
         with pytest.raises(fastnn.ModelFileError, match=match):
             fastnn.load_checkpoint(path)
 
@@ -505,7 +516,7 @@ def test_checkpoint_corruptions(tmp_path):
     adam = {"name": "Adam", "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "t": 1}
     expect("negative", h={**base, "optimizer": adam}, opt_v=-np.ones_like(arrays["opt_m"]))
     # A checkpoint's arrays are part of the model file contract too: dropping one is an error.
-    fio._write_npz(path, base, {k: v for k, v in arrays.items() if k != "opt_v"})
+    archive.write(path, base, {k: v for k, v in arrays.items() if k != "opt_v"})
     with pytest.raises(fastnn.ModelFileError, match="opt_v"):
         fastnn.load(path)
 

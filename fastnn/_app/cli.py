@@ -202,7 +202,7 @@ def cmd_predict(args) -> int:
 
 # -- export ---------------------------------------------------------------------------------
 def cmd_export(args) -> int:
-    from ..io import atomic_write
+    from .._core.archive import atomic_write
     from . import export
 
     model = read_model(args.model)

@@ -1,3 +1,4 @@
 """The engine's Python side: validation, buffers, threads, the FPU mode, dropout streams,
-and the calls into the compiled kernels (``fastnn.kernels``). The public faces
-(``network``/``trainer`` and ``sklearn``) call these; nothing here imports a face."""
+the calls into the compiled kernels (``fastnn.kernels``), and the checked archive that
+model files are written in (``archive``). The public faces (``network``/``trainer``,
+``sklearn`` and ``io``) call these; nothing here imports a face."""
