@@ -171,7 +171,7 @@ class _BaseMLP(BaseEstimator):
         order = spec.sklearn_order()  # scipy sees scikit-learn's packing: the same iterates
         n = data.Y.shape[0]
         idx = np.arange(n, dtype=np.int64)
-        work = engine.workspace(spec, spec.chunk_rows(n))
+        work = engine.lbfgs_workspace(spec, n)
 
         def fun(x):
             theta[order] = x
@@ -179,18 +179,19 @@ class _BaseMLP(BaseEstimator):
             return loss, work.grad[order].astype(np.float64)
 
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
-        opt_res = scipy.optimize.minimize(
-            fun,
-            theta[order].astype(np.float64),
-            method="L-BFGS-B",
-            jac=True,
-            options={
-                "maxfun": self.max_fun,
-                "maxiter": self.max_iter,
-                "gtol": self.tol,
-                **_get_additional_lbfgs_options_dict("iprint", iprint),
-            },
-        )
+        with engine.lbfgs_calls(work):  # a split fit's helper thread stops with it
+            opt_res = scipy.optimize.minimize(
+                fun,
+                theta[order].astype(np.float64),
+                method="L-BFGS-B",
+                jac=True,
+                options={
+                    "maxfun": self.max_fun,
+                    "maxiter": self.max_iter,
+                    "gtol": self.tol,
+                    **_get_additional_lbfgs_options_dict("iprint", iprint),
+                },
+            )
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         theta[order] = opt_res.x

@@ -169,19 +169,39 @@ def loss_grad(data, idx, chunk, net, objective, scratch, grad):
     l2_summed W term is added and the sum divided by the weight sum (then l2 W added).
     J is measured with ``metric_code``: the objective's metric must be its trained loss.
     """
-    N = idx.size
+    total, weight_sum = summed_gradient(data, idx, 0, idx.size, chunk, net, objective, scratch, grad)
+    return finish_gradient(total, weight_sum, net, objective, grad)
+
+
+@jit
+def summed_gradient(data, idx, lo, hi, chunk, net, objective, scratch, grad):
+    """grad <- the gradient of the summed weighted losses of rows idx[lo:hi] (not yet
+    divided by their weight sum, no penalty), ``chunk`` rows at a time, each chunk's
+    gradient in scratch.grad, then added. A function of its own: ``loss_grad`` and the
+    two-core split (kernels/split.py, each core one block of rows) run the same code.
+
+    Returns (the sum of their weighted losses, their weight sum).
+    """
     for i in range(grad.size):
         grad[i] = 0.0
     total = 0.0
     weight_sum = 0.0
-    for start in range(0, N, chunk):
-        n = min(chunk, N - start)
+    for start in range(lo, hi, chunk):
+        n = min(chunk, hi - start)
         Xv, Yv, swv, w = gather_batch(data, idx, start, n, net.sizes[0], scratch)
         weight_sum += w
         loss, _, _ = batch_gradient(Xv, Yv, swv, 1.0, 0.0, net, objective, None, np.uint64(0), scratch)
         total += loss
         for i in range(grad.size):
             grad[i] += scratch.grad[i]
+    return total, weight_sum
+
+
+@jit(inline="always")
+def finish_gradient(total, weight_sum, net, objective, grad):
+    """After ``summed_gradient`` of all the rows (their loss ``total`` and ``weight_sum``):
+    grad <- the gradient of J, in scikit-learn's order of operations (``loss_grad``).
+    Returns J."""
     if objective.l2_summed != 0.0:
         add_weight_penalty(grad, objective.l2_summed, net.theta, net.sizes)
     for i in range(grad.size):

@@ -7,7 +7,10 @@ half the rows, on a single-threaded BLAS, and half of the element-wise work; the
 block gradients are then added. Block 1 runs on a helper thread that waits in
 ``split_run`` for the whole training call, block 0 on the caller (``split_run``
 again); they meet through flags in shared memory (kernels/sync.py), not Python.
-The test set's predictions after each epoch are split the same way.
+The test set's predictions after each epoch are split the same way, and so is
+L-BFGS's loss and gradient over all the rows (``epoch.loss_grad``): each core sums the
+gradient of its block of rows (``epoch.summed_gradient``, with sample weights, dense or
+CSR rows), and the caller adds the two and finishes as ``loss_grad`` does.
 
 Results do not depend on timing or threads: the blocks are fixed (``PARTS`` of
 them, the first ones a row longer) and their gradients are added in block order.
@@ -18,7 +21,7 @@ import numpy as np
 
 from ._jit import jit
 from .bundles import Scratch
-from .epoch import batch_gradient, gather_rows, penalised, penalty_coefficient
+from .epoch import batch_gradient, finish_gradient, gather_rows, penalised, penalty_coefficient, summed_gradient
 from .network import predict
 from .optimizers import step
 from .sync import store_release, wait_for
@@ -29,7 +32,10 @@ PARTS = 2
 # acts and deltas (PARTS * block_scratch(batch rows, sizes),) give each block a 1/PARTS
 # share; grads (PARTS, p) each block's gradient; the test set X_out (N, d_0) is predicted
 # into out (N, d_L), ``chunk`` rows at a time, with acts_out (PARTS * chunk * sum(d_1..d_L),).
-Blocks = namedtuple("Blocks", "Xs Ys acts deltas grads X_out chunk acts_out out")
+# L-BFGS's loss and gradient gathers each block's chunks into its 1/PARTS share of every
+# buffer of ``scratch`` (a bundles.Scratch; its grad (PARTS * p,) holds each block's chunk
+# gradient) and sums them into grads[q]; the epochs do not read ``scratch``.
+Blocks = namedtuple("Blocks", "Xs Ys acts deltas grads X_out chunk acts_out out scratch")
 
 # The block kernels below are inlined into split_run, their only caller: as functions of
 # their own, each compiled library carried another machine-code copy of the forward
@@ -75,14 +81,21 @@ def block_loss_and_gradient(X, Y, no_weights, net, objective, c, q, blocks):
 
 
 @jit(inline="always")
-def add_blocks_and_step(grads, grad, theta, sizes, optimizer, t, decay):
-    """After ``block_loss_and_gradient`` for every block: grad <- the sum of grads (in
-    block order), then update t (counted from 1; see ``optimizers.step``)."""
+def add_blocks(grads, grad):
+    """grad <- the sum of the blocks' gradients grads (PARTS, p), in block order (so the
+    result does not depend on which thread finished first)."""
     for i in range(grad.size):
         grad[i] = grads[0, i]
     for q in range(1, PARTS):
         for i in range(grad.size):
             grad[i] += grads[q, i]
+
+
+@jit(inline="always")
+def add_blocks_and_step(grads, grad, theta, sizes, optimizer, t, decay):
+    """After ``block_loss_and_gradient`` for every block: grad <- the sum of grads (in
+    block order), then update t (counted from 1; see ``optimizers.step``)."""
+    add_blocks(grads, grad)
     step(optimizer.code, theta, grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,
          optimizer.beta2, optimizer.eps, t, decay, sizes)
 
@@ -97,14 +110,34 @@ def block_predict(net, q, blocks):
                 blocks.acts_out[q * stride : (q + 1) * stride], blocks.out[lo:hi])
 
 
+@jit(inline="always")
+def share(buf, q):
+    """Block q's 1/PARTS of the flat buffer ``buf``."""
+    size = buf.size // PARTS
+    return buf[q * size : (q + 1) * size]
+
+
+@jit(inline="always")
+def block_summed_gradient(data, idx, chunk, net, objective, q, blocks):
+    """Block q of L-BFGS's loss and gradient over the rows ``idx`` of ``data``:
+    ``epoch.summed_gradient`` of its rows into blocks.grads[q], ``chunk`` rows at a time
+    in the block's share of blocks.scratch (an empty block, as the second one of a 1-row
+    batch, leaves zeros). Returns (the block's sum of weighted losses, its weight sum)."""
+    lo, hi = block(idx.size, q)
+    s = blocks.scratch
+    scratch = Scratch(share(s.Xb, q), share(s.Yb, q), share(s.swb, q), share(s.acts, q), share(s.deltas, q), s.gates,
+                      share(s.grad, q))
+    return summed_gradient(data, idx, lo, hi, chunk, net, objective, scratch, blocks.grads[q])
+
+
 # -- the hand-off (see kernels/sync.py) -------------------------------------------------------
 # ctrl[0] holds the state: the caller writes WORK and STOP, the helper READY and DONE.
 # With WORK, ctrl[1] says the job; for GRADIENT, ctrl[2:4] = (first row, rows) of the
-# batch in Xs, Ys and results[2] its L2 coefficient.
+# batch in Xs, Ys and results[2] its L2 coefficient; SUMMED is block 1 of L-BFGS's rows.
 READY, WORK, DONE, STOP = 1, 2, 3, 4
-GRADIENT, FORWARD = 0, 1
-# The roles of split_run. The helper computes block 1 of either job, the caller block 0.
-EPOCH, HELPER, PREDICT = 0, 1, 2
+GRADIENT, FORWARD, SUMMED = 0, 1, 2
+# The roles of split_run. The helper computes block 1 of any job, the caller block 0.
+EPOCH, HELPER, PREDICT, LOSS_GRAD = 0, 1, 2, 3
 
 
 @jit
@@ -114,11 +147,11 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
 
     HELPER: the helper thread's loop for a whole training call, until ctrl[0] says STOP:
     at each WORK, block 1 of the job in ctrl[1] (GRADIENT: of the batch, its (loss,
-    correct) into results[0:2]; FORWARD: ``block_predict``), then DONE. It reads only
-    ``net``, ``objective``, ``blocks`` and data.sw (empty: unit weights), the training
-    call's own arrays; the caller
-    changes their contents (theta, the gathered batch) only between DONE and the next
-    WORK. Returns zeros.
+    correct) into results[0:2]; FORWARD: ``block_predict``; SUMMED: of LOSS_GRAD's rows,
+    its (loss sum, weight sum) into results[0:2]), then DONE. It reads only ``net``,
+    ``objective``, ``blocks`` and data.sw (empty: unit weights), and for SUMMED ``data``,
+    ``idx`` and ``batch_size``: the training call's own arrays; the caller changes their
+    contents (theta, the gathered batch) only between DONE and the next WORK. Returns zeros.
 
     EPOCH: ``epoch.fit_epoch`` (unit weights, dense rows, no dropout) with each batch's
     gradient split between the two threads. Batches are rows idx[start:start +
@@ -127,6 +160,11 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     (mean J, correct count, t).
 
     PREDICT: blocks.out <- the network's output for blocks.X_out, in two blocks the same way.
+
+    LOSS_GRAD: ``epoch.loss_grad`` of the rows ``idx`` of ``data`` (sample weights, dense
+    or CSR rows) into ``grad``, each block ``batch_size`` rows at a time
+    (``block_summed_gradient``): the two blocks' sums are added in block order, then
+    finished as ``loss_grad`` finishes. Returns (J, 0, t). ``idx`` must not be None.
     """
     first, second = 0, 1  # the caller's block and the helper's
     t = optimizer.t
@@ -135,6 +173,10 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         while wait_for(ctrl, 0, WORK, STOP) == WORK:
             if ctrl[1] == FORWARD:  # ordered by the acquire load of WORK
                 block_predict(net, second, blocks)
+            elif ctrl[1] == SUMMED:
+                if idx is not None:  # a compile-time test: no SUMMED code where idx is None (in-order epochs)
+                    results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, second,
+                                                                   blocks)
             else:
                 lo, n = ctrl[2], ctrl[3]
                 results[0], results[1] = block_loss_and_gradient(
@@ -148,6 +190,16 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         block_predict(net, first, blocks)
         wait_for(ctrl, 0, DONE, DONE)
         return 0.0, 0.0, t
+    if role == LOSS_GRAD:
+        J = 0.0
+        if idx is not None:  # as in HELPER
+            ctrl[1] = SUMMED
+            store_release(ctrl, 0, WORK)
+            loss0, weights0 = block_summed_gradient(data, idx, batch_size, net, objective, first, blocks)
+            wait_for(ctrl, 0, DONE, DONE)
+            add_blocks(blocks.grads, grad)
+            J = finish_gradient(loss0 + results[0], weights0 + results[1], net, objective, grad)
+        return J, 0.0, t
     Xs, Ys = blocks.Xs, blocks.Ys
     N = idx.size if idx is not None else Xs.shape[0]
     total = 0.0

@@ -14,7 +14,7 @@ from fastnn.optimizers import SGD, OptimizerState
 from fastnn._core.engine import should_split
 from fastnn._core.tutorial_engine import KernelEngine
 from fastnn.kernels import codes, losses, split
-from fastnn.kernels.bundles import Optimizer
+from fastnn.kernels.bundles import Optimizer, Scratch
 from test_kernels import NETS, TOL, as_float64, check, data_for, make_net
 
 F64 = np.float64
@@ -46,7 +46,8 @@ def test_split_gradient_equals_the_reference(spec, n, dtype, rng):
     acts, deltas = np.empty(scratch, dtype=dtype), np.empty(scratch, dtype=dtype)
     grads = np.full((split.PARTS, net.params.size), np.nan, dtype=dtype)
     no_test = np.empty((0, sizes[0]), dtype=dtype)
-    blocks = split.Blocks(X, Y, acts, deltas, grads, no_test, 1, acts[:0], no_test)
+    no_scratch = Scratch(*[acts[:0]] * len(Scratch._fields))  # read by L-BFGS's blocks only
+    blocks = split.Blocks(X, Y, acts, deltas, grads, no_test, 1, acts[:0], no_test, no_scratch)
     spec = net._spec
     objective = spec.objective(net.loss_code, acc_kind=losses.ARGMAX_ACCURACY)
     total, correct = 0.0, 0.0

@@ -77,6 +77,16 @@ def _warm_sklearn(dtype):
                 clf.partial_fit(X, labels)
                 MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(X, Y[:, 0]).predict(X)
         clf.predict_proba(X)
+    # L-BFGS on large full batches splits its rows between two cores (split_run): force
+    # the split's budget so a 1-core build machine compiles it too.
+    budget, threads._budget = threads._budget, 2
+    try:
+        X, labels, _ = _data(dtype, 1000, 32, 3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            MLPClassifier(hidden_layer_sizes=(64,), solver="lbfgs", max_iter=2, random_state=0).fit(X, labels)
+    finally:
+        threads._budget = budget
 
 
 WARM = {"tutorial": _warm_tutorial, "sklearn": _warm_sklearn}

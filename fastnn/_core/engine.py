@@ -7,6 +7,8 @@ The faces are adapters: ``tutorial_engine.KernelEngine`` (NeuralNetwork, Trainer
 and bring their data; everything that touches the data or the weights is here.
 Parameters are one flat buffer ``theta`` in the kernels' layout (W_0, b_0, W_1, b_1, ...).
 """
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -22,6 +24,11 @@ WORK_ELEMENTS = 1 << 22
 # Below this many multiply-adds per epoch (rows x weights), handing a block to the
 # helper thread (~40 us) costs more than splitting the batch gains.
 SPLIT_MIN_MACS = 1_000_000
+# L-BFGS's loss and gradient (``loss_grad``) is compared with the one-core kernel on
+# BLAS's own threads: at 1.2-1.4M multiply-adds per call the split won or lost by turns
+# (a 300 x 64 -> 64 fit 0.8x), from 1.9M on it won (a 1000 x 64 -> 32 fit 1.5x, digits
+# 1.4x): docs/performance.md, "L-BFGS on two cores".
+LBFGS_SPLIT_MIN_MACS = 2_000_000
 
 
 def kernel_array(a, dtype):
@@ -179,20 +186,31 @@ def should_split(sizes, batch_size, epoch_rows, dropout):
     )
 
 
+def should_split_full_batch(sizes, rows):
+    """Whether L-BFGS's loss and gradient over ``rows`` rows (``loss_grad``) runs on 2
+    cores, each summing the gradient of one block of rows (``kernels.split``'s LOSS_GRAD):
+    when fastnn may use 2 cores and a call is large enough to pay for the hand-off."""
+    return rows >= split.PARTS and threads.forward_macs(sizes, rows) >= LBFGS_SPLIT_MIN_MACS and threads.can_split()
+
+
 class Workspace:
     """Scratch for batches (or chunks) of at most ``rows`` rows; ``dropout`` adds the
-    dropout gates, ``split`` the buffers of ``kernels.split``'s two-core batches."""
+    dropout gates, ``split`` the buffers of ``kernels.split``'s two-core batches (and of
+    its L-BFGS blocks: ``loss_grad`` over any number of rows, each block ``block_rows``
+    at a time)."""
 
     def __init__(self, spec, rows, dropout=False, split_batch=False):
         dt = spec.dtype
         # Split batches: each block its own share (rows rounded up to whole blocks).
-        n_acts = split.PARTS * split.block_scratch(rows, spec.sizes) if split_batch else rows * spec.width
+        self.block_rows = -(-rows // split.PARTS)
+        alloc_rows = split.PARTS * self.block_rows if split_batch else rows
+        n_acts = alloc_rows * spec.width
         self.rows = rows
         self.step_macs = threads.forward_macs(spec.sizes, rows)
         self.scratch = Scratch(
-            Xb=np.empty(rows * int(spec.sizes[0]), dtype=dt),
-            Yb=np.empty(rows * int(spec.sizes[-1]), dtype=dt),
-            swb=np.empty(rows, dtype=dt),
+            Xb=np.empty(alloc_rows * int(spec.sizes[0]), dtype=dt),
+            Yb=np.empty(alloc_rows * int(spec.sizes[-1]), dtype=dt),
+            swb=np.empty(alloc_rows, dtype=dt),
             acts=np.empty(n_acts, dtype=dt),
             deltas=np.empty(n_acts, dtype=dt),
             # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
@@ -200,7 +218,7 @@ class Workspace:
             grad=np.empty(spec.n_params, dtype=dt),
         )
         self.grad = self.scratch.grad
-        self.chunk_scratch = None  # loss_grad's: a gradient buffer per chunk (made at its first call)
+        self.chunk_scratch = None  # loss_grad's: a gradient buffer per chunk (per block when split; made at its first call)
         # Each block's gradient, before they are added (None: no split).
         self.split_grads = np.empty((split.PARTS, spec.n_params), dtype=dt) if split_batch else None
         self.checked_rows, self.rows_in_order = None, False  # the last idx checked, and whether it is every row in order
@@ -224,6 +242,21 @@ class Workspace:
             self.helper = None
 
 
+@contextlib.contextmanager
+def splitting(work):
+    """Context for a training call whose batches are split between cores (``work`` made
+    with ``split_batch``): one BLAS thread throughout (OpenBLAS threads spin for a while
+    after a GEMM, taking the second core from the split), and the split's helper thread
+    lives until the end of the block, never longer."""
+    with threads.serial_blas():
+        work.training = True
+        try:
+            yield
+        finally:
+            work.training = False
+            work.stop_helper()
+
+
 # -- the calls ---------------------------------------------------------------------------------
 def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work):
     """One epoch over rows ``idx`` (``kernels.epoch.fit_epoch``, or split between two cores
@@ -239,9 +272,12 @@ def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, d
 
 
 def loss_grad(spec, theta, data, idx, objective, work):
-    """J over all rows ``idx`` as one batch; its gradient is left in ``work.grad``."""
+    """J over all rows ``idx`` as one batch; its gradient is left in ``work.grad``. Split
+    between two cores when the workspace was made for that (``should_split_full_batch``)."""
     if objective.metric_code != objective.loss_code:
         raise ValueError("loss_grad measures the loss it differentiates: metric_code must be loss_code")
+    if work.split_grads is not None:
+        return _split_loss_grad(spec, theta, data, idx, objective, work)
     if work.chunk_scratch is None:  # each chunk's gradient goes to a buffer of its own
         work.chunk_scratch = work.scratch._replace(grad=np.empty(spec.n_params, dtype=spec.dtype))
     with flushing_subnormals():
@@ -284,24 +320,53 @@ def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay
     else:
         if work.batch_views is None:  # the same views every epoch (see BlockHelper.serves)
             b = work.rows
-            work.batch_views = (work.scratch.Xb.reshape(b, X.shape[1]), work.scratch.Yb.reshape(b, Y.shape[1]))
+            work.batch_views = (work.scratch.Xb[: b * X.shape[1]].reshape(b, X.shape[1]),
+                                work.scratch.Yb[: b * Y.shape[1]].reshape(b, Y.shape[1]))
         (Xs, Ys), rows = work.batch_views, idx
+    args = (spec.net(theta), objective, _blocks(spec, work, Xs, Ys, work.scratch))
+    loss, correct, t = _split_call(split.EPOCH, work, args, (data, rows, batch_size, optimizer, decay, work.grad))
+    return float(loss), float(correct), int(t), 0
+
+
+def _split_loss_grad(spec, theta, data, idx, objective, work):
+    """``loss_grad`` with the rows in two blocks on two cores (``split_run``'s LOSS_GRAD),
+    each block ``work.block_rows`` at a time. Returns J; the gradient is in work.grad."""
+    if work.chunk_scratch is None:  # each block's chunk gradient goes to its share of a buffer of its own
+        work.chunk_scratch = work.scratch._replace(grad=np.empty(split.PARTS * spec.n_params, dtype=spec.dtype))
     if work.test_X is None:
         work.set_test(spec, None)
-    blocks = split.Blocks(Xs, Ys, work.scratch.acts, work.scratch.deltas, work.split_grads, work.test_X,
-                          work.test_chunk, work.test_acts, work.test_out)
-    args = (spec.net(theta), objective, blocks)
-    rest = (data, rows, batch_size, optimizer, decay, work.grad)
-    if work.helper is None or not work.helper.serves(args):
+    # The epochs' batch arrays Xs, Ys are not read: the (empty) test set stands in, of their types.
+    args = (spec.net(theta), objective, _blocks(spec, work, work.test_X, work.test_out, work.chunk_scratch))
+    # Only the types of the optimizer and decay matter (LOSS_GRAD takes no step): SGD keeps no state.
+    no_state = np.empty(0, dtype=spec.dtype)
+    rest = (data, idx, work.block_rows, Optimizer(codes.SGD, no_state, no_state, 0, 0.0, 0.0, 0.0, 0.0, 0.0), None,
+            work.grad)
+    J, _, _ = _split_call(split.LOSS_GRAD, work, args, rest, reads=rest[:3])
+    return float(J)
+
+
+def _blocks(spec, work, Xs, Ys, scratch):
+    """``split.Blocks`` over the workspace's buffers, batches in (Xs, Ys)."""
+    if work.test_X is None:
+        work.set_test(spec, None)
+    return split.Blocks(Xs, Ys, work.scratch.acts, work.scratch.deltas, work.split_grads, work.test_X,
+                        work.test_chunk, work.test_acts, work.test_out, scratch)
+
+
+def _split_call(role, work, args, rest, reads=()):
+    """``split_run`` as ``role`` on the caller's thread, with the workspace's helper thread
+    (started if it does not serve these ``args`` and the arguments in ``rest`` it ``reads``)
+    on the other core. Returns what split_run returns."""
+    key = args + tuple(reads)
+    if work.helper is None or not work.helper.serves(key):
         work.stop_helper()
-        work.helper = _split.BlockHelper(args, rest)
+        work.helper = _split.BlockHelper(args, rest, key)
     try:
         with threads.serial_blas(), flushing_subnormals():  # serial: already so inside a training block
-            loss, correct, t = split.split_run(split.EPOCH, work.helper.ctrl, work.helper.results, *args, *rest)
+            return split.split_run(role, work.helper.ctrl, work.helper.results, *args, *rest)
     finally:
-        if not work.training:  # a lone epoch: do not leave the helper spinning
+        if not work.training:  # a lone call: do not leave the helper spinning
             work.stop_helper()
-    return float(loss), float(correct), int(t), 0
 
 
 def _is_identity(idx, X):

@@ -37,7 +37,7 @@ def _entry_kernels(face):
 
     if face == "tutorial":
         return [epoch.fit_epoch, split.split_run, network.predict]
-    return [epoch.fit_epoch, epoch.loss_grad, network.predict]
+    return [epoch.fit_epoch, epoch.loss_grad, split.split_run, network.predict]
 
 
 def read_index(path):

@@ -7,6 +7,8 @@ log losses: codes.SK_*), summed with sample weights and divided by the batch's w
 sum; ``alpha`` is the engine's ``l2_summed`` (0.5 alpha sum(W^2) / sum(w)). The loss
 reported is the one trained, measured before each batch's update.
 """
+import contextlib
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -51,6 +53,20 @@ def workspace(spec, rows, dropout=False):
     """Scratch for batches (or chunks) of at most ``rows`` rows."""
     _precompile.announce("sklearn", spec.dtype)
     return engine.Workspace(spec, rows, dropout)
+
+
+def lbfgs_workspace(spec, n):
+    """Scratch for L-BFGS's ``loss_grad`` over n rows, in chunks; made to split the rows
+    between two cores when ``engine.should_split_full_batch`` says it pays (then use it
+    inside ``lbfgs_calls``)."""
+    _precompile.announce("sklearn", spec.dtype)
+    return engine.Workspace(spec, spec.chunk_rows(n), split_batch=engine.should_split_full_batch(spec.sizes, n))
+
+
+def lbfgs_calls(work):
+    """Context for the ``loss_grad`` calls of one L-BFGS fit with ``work``: when they are
+    split, one BLAS thread, and the helper thread lives until the end of the block."""
+    return engine.splitting(work) if work.split_grads is not None else contextlib.nullcontext()
 
 
 def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work, thresholds=None, stream=(0, 0)):

@@ -21,11 +21,13 @@ from ..kernels import split
 
 class BlockHelper:
     """A thread running ``split_run`` as HELPER over fixed arrays. ``args``: the block
-    arguments (net, objective, blocks); ``rest``: arguments of the caller's first step (only their
-    types matter to the helper: the same types make it the same compiled function)."""
+    arguments (net, objective, blocks); ``rest``: arguments of the caller's first call
+    (the same types make it the same compiled function; the helper reads only those of
+    them that ``key`` holds, with ``args``: the default)."""
 
-    def __init__(self, args, rest):
+    def __init__(self, args, rest, key=None):
         self.args, self.rest = args, rest
+        self.key = args if key is None else key
         self.ctrl = np.zeros(4, dtype=np.int64)  # state, job, first row, rows (see kernels/split.py)
         self.results = np.zeros(3)  # block 1's loss and correct count; the batch's L2 coefficient
         self.thread = threading.Thread(target=run_flushing_subnormals,
@@ -50,9 +52,9 @@ class BlockHelper:
             time.sleep(1e-3)
         self.stop()
 
-    def serves(self, args):
-        """Whether this helper runs over exactly these arrays and values."""
-        return _same(args, self.args)
+    def serves(self, key):
+        """Whether this helper runs over exactly these arrays and values (its ``key``)."""
+        return _same(key, self.key)
 
     def stop(self):
         self.ctrl[0] = split.STOP  # the helper polls with acquire loads: it sees this store

@@ -9,7 +9,8 @@ fastnn's threads do two kinds of work, chosen by problem size:
   batch's rows between the calling thread and a helper thread instead
   (``fastnn.kernels.split``, ``fastnn._core.split``), with BLAS held to one thread for
   the whole training call (``serial_blas``): small GEMMs gain little from BLAS
-  threads, and the element-wise passes get both cores too.
+  threads, and the element-wise passes get both cores too. L-BFGS's full-batch loss
+  and gradient splits the same way (``engine.should_split_full_batch``).
 By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``). The
 BLAS thread count is per process, so this setting is too: it also applies to NumPy's
 and SciPy's own matrix products, which also run on one thread while a small or

@@ -41,13 +41,8 @@ class KernelEngine:
                 yield
             return
         work.set_test(net._spec, X_test)
-        with threads.serial_blas():
-            work.training = True
-            try:
-                yield
-            finally:
-                work.training = False
-                work.stop_helper()
+        with engine.splitting(work):
+            yield
 
     @staticmethod
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
