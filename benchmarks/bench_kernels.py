@@ -97,13 +97,14 @@ class NetworkPass:
             n_act = batch_size * (width + CLASSES)
             acts, deltas = np.empty(n_act, dtype=dtype), np.empty(n_act, dtype=dtype)
             grad = np.empty_like(net.params)
+            unit_weights = np.empty(0, dtype=dtype)  # empty: every row weighs 1
             args = (net.params, net.layer_sizes_array, net.activation_codes, net.alpha)
             out = slice(batch_size * width, n_act)  # the output layer's block of acts and deltas
             A_out, D_out = acts[out].reshape(batch_size, CLASSES), deltas[out].reshape(batch_size, CLASSES)
             self.forward = lambda: forward_layers(self.X, *args, acts)
 
             def gradients():  # what epoch.batch_gradient does after the forward pass
-                output_delta(A_out, self.Y, net.loss_code, int(net.activation_codes[-1]), 1.0 / batch_size, D_out)
+                output_delta(A_out, self.Y, unit_weights, net.loss_code, int(net.activation_codes[-1]), 1.0 / batch_size, D_out)
                 backward_layers(self.X, *args, acts, deltas, 0.0, grad)
 
             self.gradients = gradients
