@@ -16,7 +16,7 @@ from ._core.precompile import CompileWarning
 from ._core.threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
-from .errors import DivergenceError, ModelFileError
+from .errors import BFloat16Unavailable, DivergenceError, ModelFileError
 from .history import History, plot_history
 from .io import load_checkpoint, load_model, save_checkpoint, save_model
 from .network import NeuralNetwork
@@ -30,7 +30,7 @@ _io.register_engine("fastnn", NeuralNetwork, Trainer)
 
 load, save = load_model, save_model
 
-__all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "CompileWarning", "__version__",
+__all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "BFloat16Unavailable", "CompileWarning", "__version__",
            "ModelFileError", "save", "load", "save_model", "load_model", "save_checkpoint", "load_checkpoint",
            "MLPClassifier", "MLPRegressor", "Callback", "EarlyStopping", "LambdaCallback", "ModelCheckpoint",
            "History", "plot_history", "set_num_threads", "get_num_threads", "Constant", "ExponentialDecay", "InverseScaling", "ReduceLROnPlateau", "StepDecay",

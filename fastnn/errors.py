@@ -22,3 +22,9 @@ class ModelFileError(ValueError):
     version, missing or extra arrays, wrong shape or dtype, non-finite values, an
     object array, a bad header). Nothing from a file is ever executed.
     """
+
+
+class BFloat16Unavailable(RuntimeError):
+    """``compute_dtype='bfloat16'`` was asked for where it cannot run: oneDNN is not
+    installed (``pip install 'fastnn[bf16]'``) or the CPU has no bfloat16 arithmetic
+    (AVX512-BF16). The message says which."""

@@ -99,6 +99,7 @@ def _model_header(model, metadata):
             "init": model.init,
             "dtype": model.dtype.name,
             "seed": model.seed,
+            "compute_dtype": getattr(model, "compute_dtype", None),
         },
         "metadata": metadata,
         "state_layout": STATE_LAYOUT,
@@ -257,6 +258,9 @@ def _build_model(path, header, arrays):
     hidden = spec["hidden_size"]
     if hidden != sizes[1:-1] and not (_is_int(hidden) and [hidden] == sizes[1:-1]):
         _fail(path, f"header hidden_size {hidden!r} disagrees with layer_sizes {sizes!r}.")
+    compute_dtype = spec.get("compute_dtype")  # absent from files written before it existed
+    if compute_dtype not in (None, "bfloat16"):
+        _fail(path, f"header compute_dtype must be null or 'bfloat16'; got {compute_dtype!r}.")
     seed = spec["seed"]
     if seed is not None and not (_is_int(seed) and 0 <= seed < 2**32):
         _fail(path, f"header seed must be null or an int in [0, 2**32); got {seed!r}.")
@@ -281,7 +285,7 @@ def _build_model(path, header, arrays):
         model = NeuralNetwork(
             sizes[0], hidden, sizes[-1], spec["loss_func"], activation=spec["activation"],
             output_activation=spec["output_activation"], alpha=spec["alpha"], init=spec["init"],
-            dtype=spec["dtype"], seed=0 if seed is None else seed,
+            dtype=spec["dtype"], seed=0 if seed is None else seed, compute_dtype=compute_dtype,
         )
         model._rng = np.random.RandomState()
         model._rng.set_state(("MT19937", keys, rng["pos"], rng["has_gauss"], float(rng["cached_gaussian"])))

@@ -62,6 +62,13 @@ class NeuralNetwork:
         Inverted dropout rate after every hidden layer (or one rate per hidden layer),
         applied by ``Trainer.train`` while training only; ``forward``, ``predict`` and
         ``backward`` never drop. Not stored by ``save``.
+    compute_dtype : {None, 'bfloat16'}, default None
+        Precision of the matrix products. None: the parameters' dtype. 'bfloat16'
+        (float32 networks only, without dropout): the operands of every matrix product
+        are rounded to bfloat16 and accumulate in float32, through oneDNN, for training
+        and for ``forward``/``predict``; parameters, optimizer state, losses and every
+        element-wise pass stay float32. Needs ``pip install 'fastnn[bf16]'`` and a CPU
+        with AVX512-BF16 (``BFloat16Unavailable`` otherwise). See docs/training.md.
 
     Attributes
     ----------
@@ -91,6 +98,7 @@ class NeuralNetwork:
         dtype=np.float64,
         seed=None,
         dropout=0.0,
+        compute_dtype=None,
     ):
         self.input_size = check_int("input_size", input_size)
         self.hidden_size = hidden_size
@@ -135,6 +143,20 @@ class NeuralNetwork:
         self.weights, self.biases = weights, [b.reshape(1, -1) for b in biases]
         self._initialise()
         self.a2 = None
+        self.compute_dtype = self._check_compute_dtype(compute_dtype)
+
+    def _check_compute_dtype(self, compute_dtype):
+        """None, or 'bfloat16' after checking that it fits this network and can run here;
+        the engine then becomes its bfloat16 variant (imported only now)."""
+        if compute_dtype is None:
+            return None
+        check_choice("compute_dtype", compute_dtype, ("bfloat16",))
+        if self.dtype != np.float32:
+            raise ValueError(f"compute_dtype='bfloat16' needs dtype float32 (float32 master weights); got {self.dtype}.")
+        if any(rate > 0 for rate in self.dropout):
+            raise ValueError("compute_dtype='bfloat16' does not support dropout yet; got dropout > 0.")
+        self._engine = self._engine.with_compute_dtype(compute_dtype)
+        return compute_dtype
 
     def _initialise(self):
         for W in self.weights:
@@ -237,5 +259,6 @@ class NeuralNetwork:
     def __repr__(self):
         return (
             f"{type(self).__name__}(layers={self.layer_sizes}, activation={self.activation!r}, "
-            f"output_activation={self.output_activation!r}, loss_func={self.loss_func!r}, dtype={self.dtype.name})"
+            f"output_activation={self.output_activation!r}, loss_func={self.loss_func!r}, dtype={self.dtype.name}"
+            + (f", compute_dtype={self.compute_dtype!r})" if self.compute_dtype else ")")
         )

@@ -5,6 +5,10 @@ public API of ``fastnn`` (``NeuralNetwork``, ``Trainer``): the classes share fas
 validation, initialisation and batch order, and swap the compiled engine for
 ``NumpyEngine`` below, which is vectorised NumPy and nothing else.
 
+With ``compute_dtype='bfloat16'`` (float32 networks), both operands of every matrix
+product are rounded to bfloat16 (``round_bf16``) and the products accumulate in float32;
+everything else is float32, as in the kernels.
+
 Conventions, for a batch of n samples and k outputs:
     mse                       L = 1/(n k) sum (A - Y)^2
     log_loss                  L = -1/(n k) sum Y log A + (1 - Y) log(1 - A)
@@ -112,12 +116,33 @@ def output_delta(A, Y, loss_code, out_code, sw=None):
     return G
 
 
+# -- matrix products ------------------------------------------------------------------
+def round_bf16(x):
+    """float32 x rounded to the nearest bfloat16 (ties to even), as float32: the upper 16
+    bits of x + 0x7FFF + (the lowest kept bit), computed on the uint32 bit patterns in
+    uint64 (no overflow). A NaN stays a NaN."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
+    return np.where(np.isnan(x), np.float32(np.nan), r.astype(np.uint32).view(np.float32))
+
+
+def bf16_matmul(A, B):
+    """A @ B with both operands rounded to bfloat16, accumulated in float32 (products of
+    two bfloat16 numbers are exact in float32: 8 + 8 significant bits)."""
+    return round_bf16(A) @ round_bf16(B)
+
+
+def product(net):
+    """The matrix product of ``net``'s compute dtype: ``bf16_matmul`` or ``np.matmul``."""
+    return bf16_matmul if getattr(net, "compute_dtype", None) == "bfloat16" else np.matmul
+
+
 # -- network passes -------------------------------------------------------------------
 def forward(net, X):
     """Activations of every layer, input first: [X, A_1, ..., A_L]."""
-    As = [X]
+    As, mm = [X], product(net)
     for W, b, code in zip(net.weights, net.biases, net.activation_codes):
-        As.append(activate(As[-1] @ W + b, code, net.alpha))
+        As.append(activate(mm(As[-1], W) + b, code, net.alpha))
     return As
 
 
@@ -148,14 +173,14 @@ def gradients(net, As, Y, l2, gates=None, sw=None):
 
     With ``gates`` (from ``forward_dropout``), a dropped layer's delta is (D W^T) * gate."""
     D = output_delta(As[-1], Y, net.loss_code, net.activation_codes[-1], sw)
-    grads = []
+    grads, mm = [], product(net)
     for layer in range(len(net.weights) - 1, -1, -1):
         W = net.weights[layer]
         grads.append(D.sum(axis=0))
-        grads.append((As[layer].T @ D + l2 * W).ravel())
+        grads.append((mm(As[layer].T, D) + l2 * W).ravel())
         if layer > 0:
             gate = gates[layer - 1] if gates is not None else None
-            D = (D @ W.T) * (gate if gate is not None else derivative(As[layer], net.activation_codes[layer - 1], net.alpha))
+            D = mm(D, W.T) * (gate if gate is not None else derivative(As[layer], net.activation_codes[layer - 1], net.alpha))
     return np.concatenate(grads[::-1])
 
 
@@ -267,6 +292,10 @@ class NumpyEngine:
     @staticmethod
     def all_finite(a):
         return bool(np.isfinite(a).all())
+
+    @staticmethod
+    def with_compute_dtype(compute_dtype):
+        return NumpyEngine  # the passes above read the network's compute_dtype
 
 
 class NeuralNetwork(_network.NeuralNetwork):

@@ -93,3 +93,14 @@ class KernelEngine:
     def all_finite(a):
         return network.all_finite(a)
 
+    @staticmethod
+    def with_compute_dtype(compute_dtype):
+        """The engine for matrix products in ``compute_dtype`` ('bfloat16'): imported here,
+        so that nothing of it loads unless asked; raises ``BFloat16Unavailable`` when it
+        cannot run on this machine."""
+        from . import bf16
+        from .tutorial_bf16 import BFloat16Engine
+
+        bf16.kernels()
+        return BFloat16Engine
+

@@ -1,0 +1,258 @@
+"""compute_dtype='bfloat16': the kernels (oneDNN's bf16 GEMM) against the reference's
+bfloat16 mode, the rounding itself, gradients, model files and the error paths.
+
+Tolerance, kernels vs ``fastnn.reference`` in bfloat16 mode (u = 2^-24, float32's unit
+roundoff; one bfloat16 ulp is at most 2^-7 relative, 8 significant bits):
+
+* A product with the same bfloat16 operands: each term a_k b_k is exact in float32
+  (8 + 8 significant bits), so the two sides differ only in the order in which they
+  add K terms in float32: |C_kernel - C_ref| <= 2 gamma_K (|A~| |B~|) elementwise,
+  gamma_K = K u / (1 - K u) (each side at most gamma_K from the exact sum). Bias adds
+  and ReLU/identity keep the difference plus one rounding of the result (2u |Z|).
+* Rounding a float32 value known to within e to bfloat16 is monotone, so the rounded
+  value is within max(|r(a + e) - r(a)|, |r(a - e) - r(a)|) of the reference's r(a):
+  0 unless a lies within e of a rounding midpoint, one bfloat16 ulp when it does.
+  Carried layer by layer, this is an exact elementwise bound on a forward pass
+  (``forward_bound``); a product of unrounded float32 operands misses it by ~2^-9.
+* Training compounds these: a flip changes a gradient product by <= 2^-7 of
+  |A~|^T |D~| per flipped operand, and Adam's first steps (about lr sign(g)) can turn
+  a gradient that is ~0 either way, so no useful worst case exists over epochs. Flips
+  need a value within ~sqrt(K) u of a rounding midpoint, so they are rare, and what
+  remains is summation order, ~sqrt(K) u ~ 1e-7 relative. Measured here: losses 1e-7
+  relative after 3 epochs (SGD, momentum, Adam), one SGD step's gradient 2.4e-8
+  normwise, parameters after 3 Adam epochs 1e-5 lr. The tests allow 1e-5 on losses and
+  on one step's gradient (normwise) and 1e-3 lr on parameters: 100x headroom, while
+  float32 products (no rounding) differ by ~2^-9 ~ 2e-3 and fail them.
+
+Compiled signatures are kept to one of each bf16 kernel (float32, the tutorial's
+objective, dense rows): every network below shares them.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import BFloat16Unavailable, reference
+from fastnn._core import bf16 as core_bf16
+
+U = 2.0**-24
+WHY = core_bf16.availability()
+needs_onednn = pytest.mark.skipif(WHY is not None, reason=f"bfloat16 kernels cannot run here: {WHY}")
+
+
+def gamma(k):
+    return k * U / (1 - k * U)
+
+
+def bits(x):
+    return np.asarray(x, dtype=np.float32).view(np.uint32)
+
+
+def pair(sizes, loss="mse", activation="relu", output_activation="identity", seed=3):
+    """A bf16 kernel network and its reference twin, same initial weights."""
+    kw = dict(activation=activation, output_activation=output_activation, dtype="float32", seed=seed, init="he",
+              compute_dtype="bfloat16")
+    return (fastnn.NeuralNetwork(sizes[0], sizes[1:-1], sizes[-1], loss, **kw),
+            reference.NeuralNetwork(sizes[0], sizes[1:-1], sizes[-1], loss, **kw))
+
+
+def data(n, d_in, d_out, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d_in)).astype(np.float32)
+    return X, np.tanh(X @ rng.standard_normal((d_in, d_out))).astype(np.float32)
+
+
+# -- the rounding ----------------------------------------------------------------------------
+def test_round_bf16_to_nearest_ties_to_even():
+    r = reference.round_bf16
+    one = np.float32(1.0)
+    # 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even significand (1).
+    assert r(one + np.float32(2.0**-8)) == one
+    # 1 + 3 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even).
+    assert r(one + np.float32(3 * 2.0**-8)) == one + np.float32(2.0**-6)
+    assert r(one + np.float32(2.0**-8 + 2.0**-20)) == one + np.float32(2.0**-7)  # above the tie: up
+    assert r(np.float32(-(1 + 2.0**-8 + 2.0**-20))) == -(one + np.float32(2.0**-7))
+    assert r(np.float32(np.finfo(np.float32).max)) == np.inf  # rounds past the largest bfloat16
+    assert np.isnan(r(np.float32(np.nan))) and r(np.float32(np.inf)) == np.inf
+    assert r(np.float32(2.0**-130)) == np.float32(2.0**-130)  # subnormal with few bits: exact
+
+
+def test_kernel_rounding_is_the_reference_rounding():
+    """The kernels' to_bf16 (bit patterns) on random float32 bit patterns, NaNs included."""
+    from fastnn.kernels import bf16 as kernels_bf16  # to_bf16 calls no library: runs without oneDNN
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    h = np.empty(x.size, np.uint16)
+    kernels_bf16.to_bf16(x, h)
+    got = (h.astype(np.uint32) << 16).view(np.float32)
+    want = reference.round_bf16(x)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(bits(got[~nan]), bits(want[~nan]))
+
+
+def test_reference_bf16_mode_rounds_the_operands():
+    """The reference's bfloat16 forward is float32 arithmetic on rounded operands."""
+    _, ref = pair((5, 4, 2))
+    X, _ = data(6, 5, 2)
+    r = reference.round_bf16
+    W0, W1 = ref.weights
+    Z1 = np.maximum(r(X).astype(np.float64) @ r(W0) + ref.biases[0], 0)
+    want = r(Z1.astype(np.float32)).astype(np.float64) @ r(W1) + ref.biases[1]
+    np.testing.assert_allclose(ref.forward(X), want, rtol=1e-6, atol=1e-6)
+    f32 = reference.NeuralNetwork(5, 4, 2, "mse", activation="relu", output_activation="identity",
+                                  dtype="float32", seed=3, init="he")
+    assert not np.allclose(ref.forward(X), f32.forward(X), rtol=1e-5, atol=0)  # the mode does something
+
+
+# -- error paths (no oneDNN needed) --------------------------------------------------------
+def test_compute_dtype_is_checked():
+    with pytest.raises(ValueError, match="compute_dtype"):
+        fastnn.NeuralNetwork(3, 2, 1, compute_dtype="float16")
+    with pytest.raises(ValueError, match="needs dtype float32"):
+        fastnn.NeuralNetwork(3, 2, 1, compute_dtype="bfloat16")  # float64 by default
+    with pytest.raises(ValueError, match="dropout"):
+        fastnn.NeuralNetwork(3, 2, 1, dtype="float32", dropout=0.5, compute_dtype="bfloat16")
+
+
+def test_missing_onednn_names_the_extra(monkeypatch):
+    monkeypatch.setattr(core_bf16, "_kernels", None)
+    monkeypatch.setattr(core_bf16, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(core_bf16, "library_path", lambda: None)
+    with pytest.raises(BFloat16Unavailable, match=r"pip install 'fastnn\[bf16\]'"):
+        fastnn.NeuralNetwork(3, 2, 1, dtype="float32", compute_dtype="bfloat16")
+
+
+def test_missing_cpu_feature_is_named(monkeypatch):
+    monkeypatch.setattr(core_bf16, "_kernels", None)
+    monkeypatch.setattr(core_bf16, "cpu_has_bf16", lambda: False)
+    with pytest.raises(BFloat16Unavailable, match="avx512_bf16"):
+        fastnn.NeuralNetwork(3, 2, 1, dtype="float32", compute_dtype="bfloat16")
+
+
+def test_nothing_bf16_loads_unless_asked():
+    code = ("import sys, numpy as np, fastnn\n"
+            "nn = fastnn.NeuralNetwork(3, 4, 2, dtype='float32', seed=0); nn.forward(np.ones((2, 3)))\n"
+            "print(sorted(m for m in sys.modules if 'bf16' in m or 'dnnl' in m))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# -- kernels vs reference -------------------------------------------------------------------
+def forward_bound(ref, X):
+    """Elementwise bound on |kernel - reference| of the output of ``ref`` (ReLU hidden
+    layers, identity output) on X: the module docstring's argument, layer by layer."""
+    r = reference.round_bf16
+    A, e = X.astype(np.float64), np.zeros(X.shape)
+    for layer, (W, b) in enumerate(zip(ref.weights, ref.biases)):
+        At = r(A.astype(np.float32)).astype(np.float64)
+        if layer == 0:
+            dA = np.zeros(A.shape)
+        else:  # how far the kernel's rounded input can be from the reference's
+            up = r((A + e).astype(np.float32)).astype(np.float64)
+            down = r((A - e).astype(np.float32)).astype(np.float64)
+            dA = np.maximum(np.abs(up - At), np.abs(down - At)) + 2 * U * e
+        Wt = np.abs(r(W).astype(np.float64))
+        Z = At @ r(W).astype(np.float64) + b
+        e = dA @ Wt + gamma(W.shape[0]) * (2 * np.abs(At) + dA) @ Wt
+        e += 2 * U * (np.abs(Z) + e) + 1e-30  # the bias add's rounding; subnormals flushed
+        A = np.maximum(Z, 0) if layer < len(ref.weights) - 1 else Z
+    return e
+
+
+@needs_onednn
+@pytest.mark.parametrize("sizes, n", [((30, 64, 48, 5), 37), ((7, 1, 3), 1), ((300, 40, 2), 5)])
+def test_forward_within_derived_bound(sizes, n):
+    """Batches of 37 and 1 rows, a hidden layer of width 1, a long product (K = 300)."""
+    nn, ref = pair(sizes)
+    X, _ = data(n, sizes[0], sizes[-1])
+    diff = np.abs(nn.forward(X).astype(np.float64) - ref.forward(X))
+    bound = forward_bound(ref, X)
+    assert np.all(diff <= bound), float(np.max(diff / bound))
+    if n == 1:
+        return  # (the width-1 ReLU is dead on this row: bfloat16 and float32 agree)
+    # The bound is tight enough to tell bfloat16 from float32 products.
+    f32 = reference.NeuralNetwork(sizes[0], sizes[1:-1], sizes[-1], "mse", activation="relu",
+                                  output_activation="identity", dtype="float32", seed=3, init="he")
+    assert not np.all(np.abs(f32.forward(X) - ref.forward(X)) <= bound)
+
+
+@needs_onednn
+def test_one_sgd_step_matches_reference():
+    """``backward``: one full-batch step; the gradient recovered from it, normwise."""
+    nn, ref = pair((12, 16, 8, 3), "categorical_crossentropy", "tanh", "softmax")
+    X, Y = data(20, 12, 3)
+    Y = np.eye(3, dtype=np.float32)[np.argmax(Y, axis=1)]
+    before = nn.params.copy()
+    nn.backward(X, Y, 1.0)
+    ref.backward(X, Y, 1.0)
+    g, g_ref = before - nn.params, before - ref.params
+    assert np.linalg.norm(g - g_ref) <= 1e-5 * np.linalg.norm(g_ref)
+    f32 = reference.NeuralNetwork(12, [16, 8], 3, "categorical_crossentropy", activation="tanh", dtype="float32",
+                                  seed=3, init="he")
+    f32.backward(X, Y, 1.0)
+    assert np.linalg.norm(before - f32.params - g_ref) > 1e-5 * np.linalg.norm(g_ref)  # the test can tell
+
+
+@needs_onednn
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.05), ("momentum", 0.02), ("adam", 0.003)])
+def test_epochs_match_reference(optimizer, lr):
+    """Minibatches with a partial last one (50 rows, batches of 16), and a test set."""
+    nn, ref = pair((6, 9, 5, 2))
+    X, Y = data(70, 6, 2)
+    curves = []
+    for net, T in ((nn, fastnn.Trainer), (ref, reference.Trainer)):
+        tr = T(net, "mse")
+        tr.train(X[:50], Y[:50], X[50:], Y[50:], 3, lr, batch_size=16, optimizer=optimizer)
+        curves.append((tr.train_loss, tr.test_loss))
+    np.testing.assert_allclose(curves[0][0], curves[1][0], rtol=1e-5)
+    np.testing.assert_allclose(curves[0][1], curves[1][1], rtol=1e-5)
+    np.testing.assert_allclose(nn.params, ref.params, rtol=0, atol=lr * 1e-3)
+
+
+@needs_onednn
+def test_batches_of_one_row():
+    nn, ref = pair((4, 3, 1), seed=5)
+    X, Y = data(5, 4, 1)
+    for net, T in ((nn, fastnn.Trainer), (ref, reference.Trainer)):
+        T(net, "mse").train(X, Y, None, None, 2, 0.01, batch_size=1, optimizer="sgd")
+    np.testing.assert_allclose(nn.params, ref.params, rtol=0, atol=1e-5)
+
+
+@needs_onednn
+def test_gradient_against_finite_differences():
+    """The bfloat16 gradient is that of the float32 network to bfloat16's precision:
+    each product's operands carry a relative error <= 2^-8, so the gradient is within
+    ~3 2^-8 of the exact one normwise; 2^-5 leaves room, a wrong term does not fit."""
+    nn, _ = pair((5, 6, 2), "mse", "tanh", "identity", seed=7)
+    X, Y = data(8, 5, 2)
+    exact = reference.NeuralNetwork(5, 6, 2, "mse", activation="tanh", output_activation="identity", seed=7)
+    exact.params[...] = nn.params
+    before = nn.params.copy()
+    nn.backward(X, Y, 1.0)
+    g = (before - nn.params).astype(np.float64)
+    X64, Y64, h = X.astype(np.float64), Y.astype(np.float64), 1e-6
+    fd = np.empty(g.size)
+    for i in range(g.size):
+        p = exact.params[i]
+        losses = []
+        for step in (h, -h):
+            exact.params[i] = p + step
+            losses.append(reference.mean_loss(exact.forward(X64), Y64, exact.loss_code, exact.clip_eps))
+        exact.params[i] = p
+        fd[i] = (losses[0] - losses[1]) / (2 * h)
+    assert np.linalg.norm(g - fd) <= 2.0**-5 * np.linalg.norm(fd)
+
+
+@needs_onednn
+def test_save_load_keeps_compute_dtype(tmp_path):
+    nn, _ = pair((4, 5, 2))
+    path = tmp_path / "m.npz"
+    nn.save(path)
+    back = fastnn.load(path)
+    assert back.compute_dtype == "bfloat16" and "compute_dtype='bfloat16'" in repr(back)
+    X, _ = data(3, 4, 2)
+    np.testing.assert_array_equal(back.forward(X), nn.forward(X))
