@@ -126,16 +126,16 @@ def batch_gradient(Xv, Yv, swv, weight_sum, c, net, objective, dropout, counter,
 
 # -- whole passes ------------------------------------------------------------------------------
 @jit
-def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, scratch, guard):
+def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, scratch, stop):
     """One epoch of minibatch training over the rows ``idx`` of ``data``, in that order.
 
     idx (N',) int64 (a permutation, or a subset); batches of ``batch_size`` rows, the last
     one possibly partial. Each batch: ``batch_gradient``, then one ``optimizers.step``
     (net.theta, optimizer.m and optimizer.v modified in place). ``decay``: decoupled
     weight decay (lr decay W added to each update, weights only; AdamW for Adam), or None.
-    ``dropout``: a bundles.Dropout, or None. ``guard``: a bundles.Guard (kernels/guard.py:
-    stop at a batch boundary when asked; no update that would write a non-finite value),
-    or None.
+    ``dropout``: a bundles.Dropout, or None. ``stop``: (2,) int64 stop flags
+    (kernels/guard.py: stop at a batch boundary when asked; no update that would write a
+    non-finite value; scratch.check its scratch), or None for no guard.
 
     Returns (the mean over the rows trained on of each batch's J, with the metric's loss,
     measured before the batch's update; the correct count on the same outputs; the new
@@ -153,10 +153,10 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
     rows = 0
     status = COMPLETE
     bounds = (0.0, 0.0, 0.0)
-    if guard is not None:
-        bounds = exact_bounds(net.theta, optimizer, guard)
+    if stop is not None:
+        bounds = exact_bounds(net.theta, optimizer, scratch.check)
     for start in range(0, N, batch_size):
-        if guard is not None and stop_requested(guard):
+        if stop is not None and stop_requested(stop):
             status = STOPPED
             break
         n = min(batch_size, N - start)
@@ -167,9 +167,9 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
                                                       scratch)
         # The weights before this batch's update, as scikit-learn takes them.
         J = penalised(loss, weight_sum, objective, net.theta, net.sizes) * n
-        if guard is not None:
-            finite, bounds = check_step(guard, total + J, net.theta, scratch.grad, optimizer, t + 1, decay, net.sizes,
-                                        bounds)
+        if stop is not None:
+            finite, bounds = check_step(total + J, net.theta, scratch.grad, optimizer, t + 1, decay, net.sizes,
+                                        bounds, scratch.check)
             if not finite:
                 counter = before
                 status = DIVERGED
@@ -180,8 +180,8 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
         t += 1
         step(optimizer.code, net.theta, scratch.grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu,
              optimizer.beta1, optimizer.beta2, optimizer.eps, t, decay, net.sizes)
-        if guard is not None:
-            bounds = refresh(bounds, net.theta, optimizer, guard)
+        if stop is not None:
+            bounds = refresh(bounds, net.theta, optimizer, scratch.check)
     return total / rows, correct, t, counter, status
 
 

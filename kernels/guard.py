@@ -1,10 +1,12 @@
 """The tutorial face's guard on an epoch: a stop request read at each minibatch boundary,
 and no update that would write a non-finite parameter or optimizer moment.
 
-``fit_epoch`` and ``split_run`` take a ``bundles.Guard`` (or None: the scikit-learn face,
-whose code then compiles without any of this). Before each batch the epoch reads
-``flags[0]``, the presses of Ctrl-C that a watcher thread counts (fastnn/_core/interrupt.py),
-with one atomic load, and returns when it reaches ``flags[1]``. Before each update it checks
+``fit_epoch`` and ``split_run`` take ``stop``, an int64 array (2,) (or None: the
+scikit-learn face, whose code then compiles without any of this). Before each batch the
+epoch reads ``stop[0]``, the presses of Ctrl-C that a watcher thread counts
+(fastnn/_core/interrupt.py), with one atomic load, and returns when it reaches ``stop[1]``.
+(An array, not a named tuple: Numba's dispatcher types a named tuple argument in Python,
+about 19 us a call, 3% of a digits epoch.) Before each update it checks
 the batch's loss and the update's result finite, and returns when either is not, so the
 parameters stay those of the last finite step.
 
@@ -20,15 +22,15 @@ an epoch's results are bit for bit those of the unguarded code.
 """
 import numpy as np
 
-from ._jit import jit
+from ._jit import jit, limits_like
 from .codes import ADAM, COMPLETE, DIVERGED, MOMENTUM, NESTEROV, SGD, STOPPED  # noqa: F401 (re-exported)
 from .optimizers import _decayed_step, update
 from .sync import load_acquire
 
 @jit(inline="always")
-def stop_requested(guard):
-    """Whether the stop requests (flags[0], written by another thread) reached flags[1]."""
-    return load_acquire(guard.flags, 0) >= guard.flags[1]
+def stop_requested(stop):
+    """Whether the stop requests (stop[0], written by another thread) reached stop[1]."""
+    return load_acquire(stop, 0) >= stop[1]
 
 
 @jit
@@ -63,9 +65,9 @@ def max_abs(a, scratch):
 
 
 @jit(inline="always")
-def exact_bounds(theta, optimizer, guard):
-    """(max |theta|, max |m|, max |v|) of the state as it is."""
-    return max_abs(theta, guard.chunk), max_abs(optimizer.m, guard.chunk), max_abs(optimizer.v, guard.chunk)
+def exact_bounds(theta, optimizer, chunk):
+    """(max |theta|, max |m|, max |v|) of the state as it is (``chunk``: scratch)."""
+    return max_abs(theta, chunk), max_abs(optimizer.m, chunk), max_abs(optimizer.v, chunk)
 
 
 @jit(inline="always")
@@ -159,24 +161,25 @@ def step_is_finite(theta, g, optimizer, t, decay, sizes, chunk):
 
 
 @jit(inline="always")
-def check_step(guard, loss, theta, g, optimizer, t, decay, sizes, bounds):
+def check_step(loss, theta, g, optimizer, t, decay, sizes, bounds, chunk):
     """Before update t: (whether the batch's ``loss`` and the update's results are all
-    finite, the bounds after it). ``bounds`` are those before it (``exact_bounds``)."""
+    finite, the bounds after it). ``bounds`` are those before it (``exact_bounds``);
+    ``chunk`` (3 C,) scratch of theta's dtype."""
     if not np.isfinite(loss):
         return False, bounds
-    s = max_abs(g, guard.chunk)
-    limit = 0.25 * guard.largest
-    after = advanced_bounds(bounds, s, optimizer, decay, t, guard.eps)
-    if np.isfinite(s) and within(after, s, optimizer, limit):
+    s = max_abs(g, chunk)
+    largest, eps = limits_like(theta)
+    after = advanced_bounds(bounds, s, optimizer, decay, t, eps)
+    if np.isfinite(s) and within(after, s, optimizer, 0.25 * largest):
         return True, after
-    if not step_is_finite(theta, g, optimizer, t, decay, sizes, guard.chunk):
+    if not step_is_finite(theta, g, optimizer, t, decay, sizes, chunk):
         return False, bounds
     return True, (np.inf, np.inf, np.inf)  # taken exactly after the step (``refresh``)
 
 
 @jit(inline="always")
-def refresh(bounds, theta, optimizer, guard):
+def refresh(bounds, theta, optimizer, chunk):
     """The bounds after a step: exact again after a step that needed the full check."""
     if bounds[0] == np.inf:
-        return exact_bounds(theta, optimizer, guard)
+        return exact_bounds(theta, optimizer, chunk)
     return bounds

@@ -75,7 +75,7 @@ def block_loss_and_gradient(X, Y, no_weights, net, objective, c, q, blocks):
     stride = blocks.acts.size // PARTS
     a, d = blocks.acts[q * stride : (q + 1) * stride], blocks.deltas[q * stride : (q + 1) * stride]
     unused = a[:0]  # batch_gradient reads no batch buffers, weights or gates here
-    scratch = Scratch(unused, unused, no_weights, a, d, unused, g)
+    scratch = Scratch(unused, unused, no_weights, a, d, unused, g, unused)
     loss, correct, _ = batch_gradient(X[lo:hi], Y[lo:hi], no_weights, float(n), c if q == 0 else 0.0, net, objective,
                                       None, np.uint64(0), scratch)
     return loss, correct
@@ -127,7 +127,7 @@ def block_summed_gradient(data, idx, chunk, net, objective, q, blocks):
     lo, hi = block(idx.size, q)
     s = blocks.scratch
     scratch = Scratch(share(s.Xb, q), share(s.Yb, q), share(s.swb, q), share(s.acts, q), share(s.deltas, q), s.gates,
-                      share(s.grad, q))
+                      share(s.grad, q), s.check)
     return summed_gradient(data, idx, lo, hi, chunk, net, objective, scratch, blocks.grads[q])
 
 
@@ -142,7 +142,7 @@ EPOCH, HELPER, PREDICT, LOSS_GRAD = 0, 1, 2, 3
 
 
 @jit
-def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size, optimizer, decay, grad, guard):
+def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size, optimizer, decay, grad, stop):
     """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
@@ -157,8 +157,8 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     EPOCH: ``epoch.fit_epoch`` (unit weights, dense rows, no dropout) with each batch's
     gradient split between the two threads. Batches are rows idx[start:start +
     batch_size] of (data.X, data.Y) gathered into blocks.Xs, blocks.Ys, or, with idx
-    None, rows start:start + n of Xs, Ys themselves (data is then not read). ``guard``
-    (a bundles.Guard, or None) as in ``fit_epoch``: the caller stops between batches, when
+    None, rows start:start + n of Xs, Ys themselves (data is then not read). ``stop``
+    (stop flags, or None) as in ``fit_epoch``, with blocks.scratch.check: the caller stops between batches, when
     the helper waits for the next WORK, and checks the summed gradient before the update.
     Returns (mean J over the rows trained on, correct count, t, status).
 
@@ -210,10 +210,10 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     rows = 0
     status = COMPLETE
     bounds = (0.0, 0.0, 0.0)
-    if guard is not None:
-        bounds = exact_bounds(net.theta, optimizer, guard)
+    if stop is not None:
+        bounds = exact_bounds(net.theta, optimizer, blocks.scratch.check)
     for start in range(0, N, batch_size):
-        if guard is not None and stop_requested(guard):
+        if stop is not None and stop_requested(stop):
             status = STOPPED
             break
         n = min(batch_size, N - start)
@@ -231,8 +231,9 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         wait_for(ctrl, 0, DONE, DONE)
         J = penalised(loss0 + results[0], float(n), objective, net.theta, net.sizes) * n
         add_blocks(blocks.grads, grad)
-        if guard is not None:
-            finite, bounds = check_step(guard, total + J, net.theta, grad, optimizer, t + 1, decay, net.sizes, bounds)
+        if stop is not None:
+            finite, bounds = check_step(total + J, net.theta, grad, optimizer, t + 1, decay, net.sizes, bounds,
+                                        blocks.scratch.check)
             if not finite:
                 status = DIVERGED
                 break
@@ -242,6 +243,6 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         t += 1
         step(optimizer.code, net.theta, grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,
              optimizer.beta2, optimizer.eps, t, decay, net.sizes)
-        if guard is not None:
-            bounds = refresh(bounds, net.theta, optimizer, guard)
+        if stop is not None:
+            bounds = refresh(bounds, net.theta, optimizer, blocks.scratch.check)
     return total / rows, correct, t, status

@@ -16,7 +16,7 @@ from . import split as _split, threads
 from .dropout import kernel_thresholds
 from .fpu import flushing_subnormals
 from ..kernels import codes, epoch, network, split
-from ..kernels.bundles import Data, Dropout, Guard, Net, Optimizer, Scratch, SklearnObjective, TutorialObjective
+from ..kernels.bundles import Data, Dropout, Net, Optimizer, Scratch, SklearnObjective, TutorialObjective
 
 # Rows x total layer width of the scratch of full-batch passes and predict: bounds the
 # memory of wide layers, and keeps small ones in one chunk.
@@ -155,13 +155,6 @@ def dropout(thresholds, stream):
     return None if thresholds is None else Dropout(thresholds, np.uint64(stream[0]), np.uint64(stream[1]))
 
 
-def guard(spec, flags, work):
-    """``kernels.bundles.Guard`` of the stop flags ``flags`` ((2,) int64: the requests, and
-    how many stop the epoch; see ``fastnn._core.interrupt``) over the workspace's chunk."""
-    info = np.finfo(spec.dtype)
-    return Guard(flags, work.guard_chunk, float(info.max), float(info.eps))
-
-
 def decay(weight_decay):
     """Decoupled weight decay for the kernels: None (not 0) when off, which prunes its code."""
     return float(weight_decay) if weight_decay else None
@@ -226,9 +219,9 @@ class Workspace:
             # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
             gates=np.empty(rows * (spec.width - int(spec.sizes[-1])) if dropout else 0, dtype=dt),
             grad=np.empty(spec.n_params, dtype=dt),
+            check=np.empty(3 * GUARD_CHUNK, dtype=dt),
         )
         self.grad = self.scratch.grad
-        self.guard_chunk = np.empty(3 * GUARD_CHUNK, dtype=dt)  # kernels/guard.py's full check of an update
         self.chunk_scratch = None  # loss_grad's: a gradient buffer per chunk (per block when split; made at its first call)
         # Each block's gradient, before they are added (None: no split).
         self.split_grads = np.empty((split.PARTS, spec.n_params), dtype=dt) if split_batch else None
@@ -269,18 +262,18 @@ def splitting(work):
 
 
 # -- the calls ---------------------------------------------------------------------------------
-def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work, guard=None):
+def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work, stop=None):
     """One epoch over rows ``idx`` (``kernels.epoch.fit_epoch``, or split between two cores
     when the workspace was made for that and the epoch has no dropout, no sample weights
-    and dense rows). Updates theta and the optimizer's m, v in place. ``guard``: a
-    ``kernels.bundles.Guard`` (stop between batches when asked, never write a non-finite
-    value), or None. Returns (mean loss over the rows trained on, correct count, new t, new
+    and dense rows). Updates theta and the optimizer's m, v in place. ``stop``: (2,) int64
+    stop flags (``kernels/guard.py``: stop between batches when asked, never write a
+    non-finite value), or None for no guard. Returns (mean loss over the rows trained on, correct count, new t, new
     counter, status: kernels.guard.COMPLETE, STOPPED or DIVERGED)."""
     if work.split_grads is not None and dropout is None and data.sw.size == 0 and data.indptr.size == 0:
-        return _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, guard)
+        return _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop)
     with flushing_subnormals():
         loss, correct, t, counter, status = epoch.fit_epoch(data, idx, batch_size, spec.net(theta), objective,
-                                                            optimizer, decay, dropout, work.scratch, guard)
+                                                            optimizer, decay, dropout, work.scratch, stop)
     return float(loss), float(correct), int(t), int(counter), int(status)
 
 
@@ -322,7 +315,7 @@ def predict_test(spec, theta, work):
     return work.test_out.copy()
 
 
-def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, guard):
+def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop):
     """``fit_epoch`` (dense rows, unit weights, no dropout) with each batch's two blocks of
     rows on two cores. Returns (mean loss, correct count, new t, counter 0, status)."""
     X, Y = data.X, data.Y
@@ -338,7 +331,7 @@ def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay
         (Xs, Ys), rows = work.batch_views, idx
     args = (spec.net(theta), objective, _blocks(spec, work, Xs, Ys, work.scratch))
     loss, correct, t, status = _split_call(split.EPOCH, work, args,
-                                           (data, rows, batch_size, optimizer, decay, work.grad, guard))
+                                           (data, rows, batch_size, optimizer, decay, work.grad, stop))
     return float(loss), float(correct), int(t), 0, int(status)
 
 

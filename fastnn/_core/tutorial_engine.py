@@ -55,7 +55,7 @@ class KernelEngine:
         objective = net._spec.objective(net.loss_code, metric_code, l2=l2, l2_summed=l2_batch)
         loss, _, state.t, _, _ = engine.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
                                                   objective, engine.optimizer(optimizer, state, lr), None, None, work,
-                                                  engine.guard(net._spec, NEVER, work))
+                                                  NEVER)
         return loss
 
     @staticmethod
@@ -73,7 +73,7 @@ class KernelEngine:
         loss, correct, state.t, counter, status = engine.fit_epoch(
             net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, batch_size, objective,
             engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), dropout, work,
-            engine.guard(net._spec, NEVER if stop is None else stop, work),
+            NEVER if stop is None else stop,
         )
         return loss, correct, counter if dropout is not None else int(stream[1]), status
 
