@@ -213,6 +213,8 @@ class Trainer:
                     if stopper is not None:
                         self.history.stopped_epoch = len(self.history)
                         break
+                if presses.count:  # pressed after the last epoch's check: still not swallowed
+                    raise KeyboardInterrupt
             except KeyboardInterrupt:
                 self.history.interrupted = True
                 run.progress.close(run.interruption or f"interrupted: kept the {len(self.history)} completed epochs")
@@ -315,7 +317,7 @@ class Trainer:
             stream=(run.stream[0], run.stream[1]) if run.use_dropout else (0, 0), sample_weight=run.sw, stop=run.stop,
         )
         if status != COMPLETE:
-            self._unfinished(run, epoch, status, run.state.t - t, loss, rate)
+            self._unfinished(run, epoch, status, run.state.t - t, rate)
         logs = {"loss": float(loss)}
         if run.acc_kind:
             logs["accuracy"] = correct / (run.n * run.acc_div)
@@ -332,7 +334,7 @@ class Trainer:
         logs["time"] = time.perf_counter() - start
         return logs
 
-    def _unfinished(self, run, epoch, status, steps, loss, rate):
+    def _unfinished(self, run, epoch, status, steps, rate):
         """An epoch that stopped after ``steps`` of its updates: on a non-finite loss or
         update (``DivergenceError``) or a second Ctrl-C (``KeyboardInterrupt``). The model,
         the optimizer state and the mask stream keep those steps, consistently; the
