@@ -104,9 +104,11 @@ def within(bounds, s, optimizer, limit):
 
 
 @jit
-def _chunk_is_finite(code, theta, g, m, v, lo, hi, optimizer, t, lrwd, decayed, chunk):
+def _chunk_is_finite(code, theta, g, m, v, lo, hi, optimizer, t, lrwd, chunk):
     """Whether the update of elements [lo, hi) leaves them all finite, computed on copies in
-    ``chunk`` (3 C,) by the update's own functions."""
+    ``chunk`` (3 C,) by the update's own functions: the decayed rule with ``lrwd`` = lr wd,
+    the plain one with None (which prunes the decayed rules from the compilation, as
+    ``optimizers.step`` does)."""
     C = chunk.size // 3
     for a in range(lo, hi, C):
         n = min(C, hi - a)
@@ -121,7 +123,7 @@ def _chunk_is_finite(code, theta, g, m, v, lo, hi, optimizer, t, lrwd, decayed, 
         if v.size > 0:
             for i in range(n):
                 vc[i] = v[a + i]
-        if decayed:
+        if lrwd is not None:
             _decayed_step(code, tc, g[a : a + n], mc, vc, optimizer.lr, optimizer.mu, optimizer.beta1,
                           optimizer.beta2, optimizer.eps, t, lrwd)
         else:
@@ -146,15 +148,14 @@ def step_is_finite(theta, g, optimizer, t, decay, sizes, chunk):
     does this: decayed weights, plain biases."""
     m, v = optimizer.m, optimizer.v
     if decay is None:
-        return _chunk_is_finite(optimizer.code, theta, g, m, v, 0, theta.size, optimizer, t, 0.0, False, chunk)
+        return _chunk_is_finite(optimizer.code, theta, g, m, v, 0, theta.size, optimizer, t, None, chunk)
     lrwd = optimizer.lr * decay
     off = 0
     for layer in range(sizes.size - 1):
         nw, nb = sizes[layer] * sizes[layer + 1], sizes[layer + 1]
-        if not _chunk_is_finite(optimizer.code, theta, g, m, v, off, off + nw, optimizer, t, lrwd, True, chunk):
+        if not _chunk_is_finite(optimizer.code, theta, g, m, v, off, off + nw, optimizer, t, lrwd, chunk):
             return False
-        if not _chunk_is_finite(optimizer.code, theta, g, m, v, off + nw, off + nw + nb, optimizer, t, 0.0, False,
-                                chunk):
+        if not _chunk_is_finite(optimizer.code, theta, g, m, v, off + nw, off + nw + nb, optimizer, t, None, chunk):
             return False
         off += nw + nb
     return True
