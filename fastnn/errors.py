@@ -2,16 +2,18 @@
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or non-finite weights.
+    """A batch's loss, or the update it would make, was not finite.
 
-    The model keeps the weights it had at the end of the last finite epoch; the
-    trainer's ``train_loss`` holds that epoch's losses. ``epoch`` is the 1-based
-    number of the epoch that diverged.
+    That update is not made: the model and the optimizer state are those of the last
+    finite step, ``step - 1`` steps into the epoch. ``epoch`` is the 1-based number of
+    the epoch that diverged (not recorded in the trainer's ``train_loss`` or history),
+    ``step`` the 1-based number of the batch within it.
     """
 
-    def __init__(self, message: str, epoch: int):
+    def __init__(self, message: str, epoch: int, step: int = None):
         super().__init__(message)
         self.epoch = epoch
+        self.step = step
 
 
 class ModelFileError(ValueError):

@@ -15,7 +15,8 @@ class History:
     ``history['loss']``, ``history.loss``, ``len(history)`` (epochs), ``history.epoch``
     (1-based epoch numbers), ``history.as_dict()``. After ``train``: ``stopped_epoch``
     and ``stop_reason`` when a callback stopped training (else None), ``interrupted``
-    when Ctrl-C ended it.
+    when Ctrl-C ended it, and ``interrupted_steps`` when a second Ctrl-C stopped an
+    epoch part way: the steps of it that the weights hold (the epoch is not recorded).
     """
 
     def __init__(self):
@@ -24,6 +25,7 @@ class History:
         self.stopped_epoch = None
         self.stop_reason = None
         self.interrupted = False
+        self.interrupted_steps = None
 
     def append(self, logs):
         """Record one epoch's metrics (a dict of floats)."""

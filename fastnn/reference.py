@@ -15,6 +15,7 @@ Conventions, for a batch of n samples and k outputs:
     categorical_crossentropy  L = -1/n sum Y log A
 """
 import contextlib
+import math
 
 import numpy as np
 
@@ -201,6 +202,24 @@ def update(optimizer, theta, g, state, lr):
         theta -= lr_t * state.m / (np.sqrt(state.v) + optimizer.epsilon)
 
 
+def _stepped(net, optimizer, g, state, lr, weight_decay):
+    """(theta, m, v) after one ``update`` (and the decoupled decay) of copies of the state:
+    the epoch writes them only if they are all finite."""
+    theta, copy = net.params.copy(), _State(state.m.copy(), state.v.copy(), state.t)
+    decay = [lr * weight_decay * W for W in net.weights] if weight_decay else []
+    update(optimizer, theta, g, copy, lr)
+    for W, d in zip(net._spec.unpack(theta)[0] if decay else (), decay):
+        W -= d
+    return theta, copy.m, copy.v
+
+
+class _State:
+    """An optimizer state's moments and count (``update`` advances t)."""
+
+    def __init__(self, m, v, t):
+        self.m, self.v, self.t = m, v, t
+
+
 def count_correct(A, Y, kind):
     """Correct predictions: rows with argmax A == argmax Y (kind 1), outputs on the same
     side of 0.5 as their targets (kind 2), or 0 (kind 0)."""
@@ -248,32 +267,41 @@ class NumpyEngine:
 
     @staticmethod
     def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
-                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None):
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None, stop=None):
         """``train_epoch`` plus decoupled weight decay (W -= lr wd W, weights only, with the
         W of before the step), dropout from the kernel's mask stream, an accuracy count,
-        sample weights (each batch's weighted mean loss) and sparse X."""
+        sample weights (each batch's weighted mean loss) and sparse X; the kernels' guard:
+        stop before a batch once ``stop[0] >= stop[1]``, and before a non-finite loss or
+        update. Returns (mean loss over the rows trained on, correct count, counter, status)."""
         key, counter = stream
         dropout = thresholds is not None and np.any(np.asarray(thresholds) > 0)
-        total, correct = 0.0, 0.0
+        total, correct, rows, status = 0.0, 0.0, 0, codes.COMPLETE
         for start in range(0, idx.size, batch_size):
-            rows = idx[start : start + batch_size]
-            Xb, Yb, swb = _rows(X, rows), Y[rows], None if sample_weight is None else sample_weight[rows]
-            n = rows.size
+            if stop is not None and stop[0] >= stop[1]:
+                status = codes.STOPPED
+                break
+            rows_b = idx[start : start + batch_size]
+            Xb, Yb, swb = _rows(X, rows_b), Y[rows_b], None if sample_weight is None else sample_weight[rows_b]
+            n = rows_b.size
             if dropout:
-                As, gates, counter = forward_dropout(net, Xb, thresholds, key, counter)
+                As, gates, after = forward_dropout(net, Xb, thresholds, key, counter)
             else:
-                As, gates = forward(net, Xb), None
+                As, gates, after = forward(net, Xb), None, counter
             loss = mean_loss(As[-1], Yb, metric_code, net.clip_eps, swb)
             if l2 != 0:
                 loss += 0.5 * l2 * sum(np.sum(W * W) for W in net.weights)
+            g = gradients(net, As, Yb, l2, gates, swb)
+            new = _stepped(net, optimizer, g, state, lr, weight_decay)
+            if not (np.isfinite(total + loss * n) and all(np.isfinite(a).all() for a in new)):
+                status = codes.DIVERGED
+                break
+            net.params[...], state.m[...], state.v[...] = new
+            state.t += 1
+            counter = after
             total += loss * n
             correct += count_correct(As[-1], Yb, acc_kind)
-            g = gradients(net, As, Yb, l2, gates, swb)
-            decay = [lr * weight_decay * W for W in net.weights] if weight_decay else []
-            update(optimizer, net.params, g, state, lr)
-            for W, d in zip(net.weights, decay):
-                W -= d
-        return total / idx.size, correct, counter
+            rows += n
+        return total / rows if rows else math.nan, correct, counter, status
 
     @staticmethod
     def evaluate(net, X, Y, idx, metric_code, acc_kind, work, sample_weight=None):

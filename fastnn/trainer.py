@@ -12,10 +12,12 @@ import scipy.sparse as sp
 from . import io
 from . import schedules as _schedules
 from ._core import dropout as _dropout
+from ._core import interrupt as _interrupt
 from ._core import tables as _tables
 from ._core.validation import (check_choice, check_float, check_int, check_sample_weight, check_X,
                                check_X_or_sparse, check_y)
 from .errors import DivergenceError
+from .kernels.codes import COMPLETE, DIVERGED
 from .history import History, Progress
 from .optimizers import OptimizerState, resolve
 
@@ -177,13 +179,18 @@ class Trainer:
         Raises
         ------
         DivergenceError
-            When an epoch's loss or weights become non-finite; the model keeps the
-            weights of the last finite epoch.
+            When a batch's loss, or the update it would make, is not finite: the update
+            is not made, so the model and the optimizer state are those of the last
+            finite step (``epoch`` and ``step`` of the error say where; the unfinished
+            epoch is not recorded in ``history``).
         KeyboardInterrupt
-            Ctrl-C is re-raised after putting the model, the optimizer state, the
-            shuffling RNG, ``train_loss``/``test_loss`` and ``history`` back to the end
-            of the last completed epoch (``history.interrupted`` is set): nothing
-            learned in completed epochs is lost, and training can continue.
+            After Ctrl-C: the first press lets the running epoch finish and keeps it
+            (``train_loss``, ``history``, callbacks), then raises; a second press stops
+            the epoch at the next minibatch boundary, keeping the steps it made in the
+            weights and optimizer state but not in ``history`` (the message says how
+            many; ``history.interrupted_steps``). ``history.interrupted`` is set either
+            way. After the first kind, calling ``train`` again continues exactly as an
+            uninterrupted run would.
         """
         run = self._prepare(X_train, y_train, X_test, y_test, epochs, learning_rate, batch_size, shuffle, optimizer,
                             verbose, dropout, l2, weight_decay, validation_data, validation_split, lr_schedule,
@@ -193,21 +200,24 @@ class Trainer:
                 cb.on_train_begin(self)
         stopper = None
         # e.g. BLAS on one thread while batches are split between cores:
-        with run.engine.training(run.work, self.model, run.X_te):
+        with run.engine.training(run.work, self.model, run.X_te), _interrupt.counting_interrupts() as presses:
+            run.stop = presses.flags
+            self.history.interrupted_steps = None
             try:
                 for epoch in range(1, run.epochs + 1):
-                    run.mark(self)
                     logs = self._run_epoch(run, epoch)
                     self._commit(run, epoch, logs)
                     stopper = self._report(run, epoch, logs)
+                    if presses.count:  # Ctrl-C during the epoch: it is kept, then training stops
+                        raise KeyboardInterrupt
                     if stopper is not None:
                         self.history.stopped_epoch = len(self.history)
                         break
+                if presses.count:  # pressed after the last epoch's check: still not swallowed
+                    raise KeyboardInterrupt
             except KeyboardInterrupt:
-                if not run.committed:
-                    self._restore(run)
                 self.history.interrupted = True
-                run.progress.close(f"interrupted: kept the {len(self.history)} completed epochs")
+                run.progress.close(run.interruption or f"interrupted: kept the {len(self.history)} completed epochs")
                 raise
             except BaseException:
                 run.progress.close()
@@ -283,42 +293,31 @@ class Trainer:
         run.stream = getattr(model, "_dropout_stream", None)
         if run.use_dropout and run.stream is None:
             run.stream = model._dropout_stream = [_dropout.new_key(model), 0]
-        # Snapshots of the last completed epoch, to go back to on divergence or Ctrl-C.
-        run.last_good = model.params.copy()
-        run.m_good, run.v_good = np.empty_like(state.m), np.empty_like(state.v)
+        # No snapshot of the parameters or moments: an epoch stops before any update that
+        # would not be finite, and Ctrl-C stops it between batches at most, so nothing is
+        # ever rolled back (a copy of the parameters and both moments per epoch was the
+        # largest term of a wide network's peak memory).
         run.progress = Progress(verbose, run.epochs)
         run.reshuffle = shuffle and run.batch < n
-        # Going back to before an epoch restores the RNG to before its shuffle. Only fastnn
-        # draws from a seeded model's private RNG: its state at the start of this call
-        # and a replay of the completed epochs' shuffles give that state exactly, where
-        # get_state before every epoch cost 41 us (5% of a digits epoch). NumPy's global
-        # RNG (seed=None) may be drawn by anyone between epochs: its state is taken each time.
-        run.replay = run.reshuffle and model._rng is not np.random
-        run.rng_start = model._rng.get_state() if run.replay else None
         return run
 
     def _run_epoch(self, run, epoch):
         """One epoch through the kernels, then the evaluations after it; returns its logs.
-        A non-finite loss or weight rolls the epoch back and raises ``DivergenceError``."""
+        An epoch that stops early (``_unfinished``) raises instead."""
         model = self.model
         rate = float(run.schedule.rate(len(self.history), run.lr, self.history))
         start = time.perf_counter()
         # Full batch: the order only changes summation rounding, so keep the
         # tutorial's (and do not consume random numbers).
         idx = run.rows[model._rng.permutation(run.n)] if run.reshuffle else run.rows
-        loss, correct, run.counter = run.engine.fit_epoch(
+        t = run.state.t
+        loss, correct, run.counter, status = run.engine.fit_epoch(
             model, run.X, run.Y, idx, run.batch, run.optimizer, run.state, rate, run.metric, run.work, l2=run.l2,
             weight_decay=run.weight_decay, acc_kind=run.acc_kind, thresholds=run.thresholds,
-            stream=(run.stream[0], run.stream[1]) if run.use_dropout else (0, 0), sample_weight=run.sw,
+            stream=(run.stream[0], run.stream[1]) if run.use_dropout else (0, 0), sample_weight=run.sw, stop=run.stop,
         )
-        if not (np.isfinite(loss) and run.engine.all_finite(model.params)):
-            self._restore(run)
-            raise DivergenceError(
-                f"training diverged at epoch {epoch}: the loss became {loss} (non-finite loss or weights). "
-                f"The model keeps the weights from the end of epoch {epoch - 1}; "
-                f"try a smaller learning_rate (got {rate}).",
-                epoch,
-            )
+        if status != COMPLETE:
+            self._unfinished(run, epoch, status, run.state.t - t, rate)
         logs = {"loss": float(loss)}
         if run.acc_kind:
             logs["accuracy"] = correct / (run.n * run.acc_div)
@@ -335,6 +334,27 @@ class Trainer:
         logs["time"] = time.perf_counter() - start
         return logs
 
+    def _unfinished(self, run, epoch, status, steps, rate):
+        """An epoch that stopped after ``steps`` of its updates: on a non-finite loss or
+        update (``DivergenceError``) or a second Ctrl-C (``KeyboardInterrupt``). The model,
+        the optimizer state and the mask stream keep those steps, consistently; the
+        shuffle was drawn; ``train_loss`` and ``history`` do not record the epoch."""
+        if run.use_dropout:
+            run.stream[1] = run.counter
+        total = -(-run.n // run.batch)
+        if status == DIVERGED:
+            raise DivergenceError(
+                f"training diverged at epoch {epoch}, step {steps + 1} of {total}: its loss or its update "
+                f"was not finite, and was not applied. The model keeps the weights after step {steps} of that "
+                f"epoch, the last finite one (the epoch is not in the history); "
+                f"try a smaller learning_rate (got {rate}).",
+                epoch, steps + 1,
+            )
+        self.history.interrupted_steps = steps
+        run.interruption = (f"interrupted: epoch {epoch} stopped after {steps} of its {total} steps (kept in the "
+                            f"weights, not in the history of {len(self.history)} completed epochs)")
+        raise KeyboardInterrupt(run.interruption)
+
     def _commit(self, run, epoch, logs):
         """The epoch is complete from here on: its streams, outputs and records are kept."""
         if run.use_dropout:
@@ -345,8 +365,6 @@ class Trainer:
         if run.X_te is not None:
             self.test_loss.append(logs["test_loss"])
         self.history.append(logs)
-        run.shuffles += run.reshuffle
-        run.committed = True
 
     def _report(self, run, epoch, logs):
         """Progress and callbacks after a committed epoch; returns the callback that stops, or None."""
@@ -367,24 +385,6 @@ class Trainer:
                 f"{type(stopper).__name__} stopped training after epoch {history.stopped_epoch}"
             )
         run.progress.close(history.stop_reason if stopper is not None else None)
-
-    def _restore(self, run):
-        """Back to the end of the last completed epoch (``run.marks``, taken at the start of this one)."""
-        n_train, n_test, n_hist, t, rng_mark, counter = run.marks
-        model, state = self.model, self.optimizer_state
-        model.params[...] = run.last_good
-        state.m[...], state.v[...], state.t = run.m_good, run.v_good, t
-        if rng_mark is not None and rng_mark[0] == "state":
-            model._rng.set_state(rng_mark[1])
-        elif rng_mark is not None:  # ("replay", state at the start of train, shuffles since, rows)
-            _, start, shuffles, n = rng_mark
-            model._rng.set_state(start)
-            for _ in range(shuffles):
-                model._rng.permutation(n)
-        if getattr(model, "_dropout_stream", None) is not None:
-            model._dropout_stream[1] = counter
-        del self.train_loss[n_train:], self.test_loss[n_test:]
-        self.history.truncate(n_hist)
 
     def _validation(self, X, Y, validation_data, validation_split):
         """(training rows, X_val, Y_val, validation rows) from the two ways of asking for it."""
@@ -418,24 +418,12 @@ class Trainer:
 
 
 class _Run:
-    """What one ``Trainer.train`` call works with: its validated arguments and data, the
-    engine's workspace, and the snapshot of the last completed epoch."""
+    """What one ``Trainer.train`` call works with: its validated arguments and data and the
+    engine's workspace."""
 
     X_te = Y_te = A_te = None
     sw = None  # sample weights of the training rows
     stream = None
     counter = 0
-    shuffles = 0
-    committed = True
-    marks = None
-
-    def mark(self, trainer):
-        """Snapshot the end of the last completed epoch, before the next one changes anything."""
-        model, state = trainer.model, self.state
-        rng_mark = (("replay", self.rng_start, self.shuffles, self.n) if self.replay
-                    else ("state", model._rng.get_state()) if self.reshuffle else None)
-        self.marks = (len(trainer.train_loss), len(trainer.test_loss), len(trainer.history), state.t, rng_mark,
-                      self.stream[1] if self.stream else 0)
-        self.last_good[...] = model.params
-        self.m_good[...], self.v_good[...] = state.m, state.v
-        self.committed = False
+    stop = None  # the epoch kernels' stop flags (fastnn._core.interrupt)
+    interruption = None  # the message of a second Ctrl-C

@@ -59,3 +59,24 @@ def _tiny_like(arr):
         return dtype(tiny)
 
     return impl
+
+
+def limits_like(arr):
+    """(the largest finite number, the machine epsilon) of ``arr``'s dtype, as float64s."""
+    import numpy as np
+
+    info = np.finfo(arr.dtype)
+    return float(info.max), float(info.eps)
+
+
+@numba.extending.overload(limits_like, inline="always")
+def _limits_like(arr):
+    import numpy as np
+
+    info = np.finfo(numba.np.numpy_support.as_dtype(arr.dtype))
+    largest, eps = float(info.max), float(info.eps)
+
+    def impl(arr):
+        return largest, eps
+
+    return impl

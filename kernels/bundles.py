@@ -40,5 +40,8 @@ Optimizer = namedtuple("Optimizer", "code m v t lr mu beta1 beta2 eps")
 Dropout = namedtuple("Dropout", "thresholds key counter")
 
 # Scratch for batches of up to b rows: Xb (b d_0,), Yb (b d_L,), swb (b,); acts, deltas
-# (b sum(d_1..d_L),); gates (b sum(d_1..d_{L-1}),) with dropout, else empty; grad (p,).
-Scratch = namedtuple("Scratch", "Xb Yb swb acts deltas gates grad")
+# (b sum(d_1..d_L),); gates (b sum(d_1..d_{L-1}),) with dropout, else empty; grad (p,);
+# check (3 C,), kernels/guard.py's full check of an update, C elements at a time (read only
+# by a guarded epoch; None elsewhere).
+Scratch = namedtuple("Scratch", "Xb Yb swb acts deltas gates grad check", defaults=(None,))
+

@@ -31,3 +31,7 @@ SK_SQUARED_ERROR = 10  # 0.5 * mean over samples and outputs of (a - y)^2
 SK_POISSON = 11  # half Poisson deviance: mean over samples, sum over outputs
 SK_BINARY_LOG_LOSS = 12  # sigmoid cross-entropy: mean over samples, sum over outputs
 SK_LOG_LOSS = 13  # softmax cross-entropy: mean over samples of -sum_k y_k log p_k
+
+# How a guarded epoch ended (kernels/guard.py; the last value fit_epoch and split_run return):
+# every batch done, stopped before a batch when asked, or stopped before a non-finite update.
+COMPLETE, STOPPED, DIVERGED = 0, 1, 2

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._jit import jit
 from .dropout import backward_dropout, forward_dropout
+from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
 from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights, view2d
 from .optimizers import step
@@ -125,18 +126,22 @@ def batch_gradient(Xv, Yv, swv, weight_sum, c, net, objective, dropout, counter,
 
 # -- whole passes ------------------------------------------------------------------------------
 @jit
-def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, scratch):
+def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, scratch, stop):
     """One epoch of minibatch training over the rows ``idx`` of ``data``, in that order.
 
     idx (N',) int64 (a permutation, or a subset); batches of ``batch_size`` rows, the last
     one possibly partial. Each batch: ``batch_gradient``, then one ``optimizers.step``
     (net.theta, optimizer.m and optimizer.v modified in place). ``decay``: decoupled
     weight decay (lr decay W added to each update, weights only; AdamW for Adam), or None.
-    ``dropout``: a bundles.Dropout, or None.
+    ``dropout``: a bundles.Dropout, or None. ``stop``: (2,) int64 stop flags
+    (kernels/guard.py: stop at a batch boundary when asked; no update that would write a
+    non-finite value; scratch.check its scratch), or None for no guard.
 
-    Returns (the mean over the epoch's rows of each batch's J, with the metric's loss,
+    Returns (the mean over the rows trained on of each batch's J, with the metric's loss,
     measured before the batch's update; the correct count on the same outputs; the new
-    update count t; the mask stream's new counter).
+    update count t; the mask stream's new counter; guard.COMPLETE, or STOPPED before a
+    batch, or DIVERGED at batch t + 1, whose update is not made and whose masks are not
+    counted).
     """
     N = idx.size
     t = optimizer.t
@@ -145,19 +150,39 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
         counter = dropout.counter
     total = 0.0
     correct = 0.0
+    rows = 0
+    status = COMPLETE
+    bounds = (0.0, 0.0, 0.0)
+    if stop is not None:
+        bounds = exact_bounds(net.theta, optimizer, scratch.check)
     for start in range(0, N, batch_size):
+        if stop is not None and stop_requested(stop):
+            status = STOPPED
+            break
         n = min(batch_size, N - start)
         Xv, Yv, swv, weight_sum = gather_batch(data, idx, start, n, net.sizes[0], scratch)
         c = penalty_coefficient(objective, weight_sum)
+        before = counter
         loss, batch_correct, counter = batch_gradient(Xv, Yv, swv, weight_sum, c, net, objective, dropout, counter,
                                                       scratch)
         # The weights before this batch's update, as scikit-learn takes them.
-        total += penalised(loss, weight_sum, objective, net.theta, net.sizes) * n
+        J = penalised(loss, weight_sum, objective, net.theta, net.sizes) * n
+        if stop is not None:
+            finite, bounds = check_step(total + J, net.theta, scratch.grad, optimizer, t + 1, decay, net.sizes,
+                                        bounds, scratch.check)
+            if not finite:
+                counter = before
+                status = DIVERGED
+                break
+        total += J
         correct += batch_correct
+        rows += n
         t += 1
         step(optimizer.code, net.theta, scratch.grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu,
              optimizer.beta1, optimizer.beta2, optimizer.eps, t, decay, net.sizes)
-    return total / N, correct, t, counter
+        if stop is not None:
+            bounds = refresh(bounds, net.theta, optimizer, scratch.check)
+    return total / rows, correct, t, counter, status
 
 
 @jit

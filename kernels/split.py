@@ -22,6 +22,7 @@ import numpy as np
 from ._jit import jit
 from .bundles import Scratch
 from .epoch import batch_gradient, finish_gradient, gather_rows, penalised, penalty_coefficient, summed_gradient
+from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .network import predict
 from .optimizers import step
 from .sync import store_release, wait_for
@@ -74,7 +75,7 @@ def block_loss_and_gradient(X, Y, no_weights, net, objective, c, q, blocks):
     stride = blocks.acts.size // PARTS
     a, d = blocks.acts[q * stride : (q + 1) * stride], blocks.deltas[q * stride : (q + 1) * stride]
     unused = a[:0]  # batch_gradient reads no batch buffers, weights or gates here
-    scratch = Scratch(unused, unused, no_weights, a, d, unused, g)
+    scratch = Scratch(unused, unused, no_weights, a, d, unused, g, unused)
     loss, correct, _ = batch_gradient(X[lo:hi], Y[lo:hi], no_weights, float(n), c if q == 0 else 0.0, net, objective,
                                       None, np.uint64(0), scratch)
     return loss, correct
@@ -126,7 +127,7 @@ def block_summed_gradient(data, idx, chunk, net, objective, q, blocks):
     lo, hi = block(idx.size, q)
     s = blocks.scratch
     scratch = Scratch(share(s.Xb, q), share(s.Yb, q), share(s.swb, q), share(s.acts, q), share(s.deltas, q), s.gates,
-                      share(s.grad, q))
+                      share(s.grad, q), s.check)
     return summed_gradient(data, idx, lo, hi, chunk, net, objective, scratch, blocks.grads[q])
 
 
@@ -141,7 +142,7 @@ EPOCH, HELPER, PREDICT, LOSS_GRAD = 0, 1, 2, 3
 
 
 @jit
-def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size, optimizer, decay, grad):
+def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size, optimizer, decay, grad, stop):
     """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
@@ -156,15 +157,17 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     EPOCH: ``epoch.fit_epoch`` (unit weights, dense rows, no dropout) with each batch's
     gradient split between the two threads. Batches are rows idx[start:start +
     batch_size] of (data.X, data.Y) gathered into blocks.Xs, blocks.Ys, or, with idx
-    None, rows start:start + n of Xs, Ys themselves (data is then not read). Returns
-    (mean J, correct count, t).
+    None, rows start:start + n of Xs, Ys themselves (data is then not read). ``stop``
+    (stop flags, or None) as in ``fit_epoch``, with blocks.scratch.check: the caller stops between batches, when
+    the helper waits for the next WORK, and checks the summed gradient before the update.
+    Returns (mean J over the rows trained on, correct count, t, status).
 
     PREDICT: blocks.out <- the network's output for blocks.X_out, in two blocks the same way.
 
     LOSS_GRAD: ``epoch.loss_grad`` of the rows ``idx`` of ``data`` (sample weights, dense
     or CSR rows) into ``grad``, each block ``batch_size`` rows at a time
     (``block_summed_gradient``): the two blocks' sums are added in block order, then
-    finished as ``loss_grad`` finishes. Returns (J, 0, t). ``idx`` must not be None.
+    finished as ``loss_grad`` finishes. Returns (J, 0, t, COMPLETE). ``idx`` must not be None.
     """
     first, second = 0, 1  # the caller's block and the helper's
     t = optimizer.t
@@ -183,13 +186,13 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
                     blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, results[2], second, blocks,
                 )
             store_release(ctrl, 0, DONE)
-        return 0.0, 0.0, t
+        return 0.0, 0.0, t, COMPLETE
     if role == PREDICT:
         ctrl[1] = FORWARD  # published by the release store of WORK
         store_release(ctrl, 0, WORK)
         block_predict(net, first, blocks)
         wait_for(ctrl, 0, DONE, DONE)
-        return 0.0, 0.0, t
+        return 0.0, 0.0, t, COMPLETE
     if role == LOSS_GRAD:
         J = 0.0
         if idx is not None:  # as in HELPER
@@ -199,12 +202,20 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
             wait_for(ctrl, 0, DONE, DONE)
             add_blocks(blocks.grads, grad)
             J = finish_gradient(loss0 + results[0], weights0 + results[1], net, objective, grad)
-        return J, 0.0, t
+        return J, 0.0, t, COMPLETE
     Xs, Ys = blocks.Xs, blocks.Ys
     N = idx.size if idx is not None else Xs.shape[0]
     total = 0.0
     correct = 0.0
+    rows = 0
+    status = COMPLETE
+    bounds = (0.0, 0.0, 0.0)
+    if stop is not None:
+        bounds = exact_bounds(net.theta, optimizer, blocks.scratch.check)
     for start in range(0, N, batch_size):
+        if stop is not None and stop_requested(stop):
+            status = STOPPED
+            break
         n = min(batch_size, N - start)
         lo = start
         if idx is not None:
@@ -218,8 +229,20 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         loss0, correct0 = block_loss_and_gradient(Xs[lo : lo + n], Ys[lo : lo + n], data.sw, net, objective, c,
                                                    first, blocks)
         wait_for(ctrl, 0, DONE, DONE)
-        total += penalised(loss0 + results[0], float(n), objective, net.theta, net.sizes) * n
+        J = penalised(loss0 + results[0], float(n), objective, net.theta, net.sizes) * n
+        add_blocks(blocks.grads, grad)
+        if stop is not None:
+            finite, bounds = check_step(total + J, net.theta, grad, optimizer, t + 1, decay, net.sizes, bounds,
+                                        blocks.scratch.check)
+            if not finite:
+                status = DIVERGED
+                break
+        total += J
         correct += correct0 + results[1]
+        rows += n
         t += 1
-        add_blocks_and_step(blocks.grads, grad, net.theta, net.sizes, optimizer, t, decay)
-    return total / N, correct, t
+        step(optimizer.code, net.theta, grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,
+             optimizer.beta2, optimizer.eps, t, decay, net.sizes)
+        if stop is not None:
+            bounds = refresh(bounds, net.theta, optimizer, blocks.scratch.check)
+    return total / rows, correct, t, status

@@ -255,7 +255,7 @@ def test_bench_reports_peak_rss(tmp_path):
                 assert cell[workload, impl] == "n/a"
         assert cell[workload, "GEMM floor (np.dot)"] == "-"
         number = r"\d+\.\d MiB" if has_proc else "n/a"
-        assert re.search(rf"^fastnn peak RSS {workload}: {number} \(bound \d+\.\d MiB: dataset \+ 5x parameters "
+        assert re.search(rf"^fastnn peak RSS {workload}: {number} \(bound \d+\.\d MiB: dataset \+ 4x parameters "
                          rf"\+ 3x batch activations \+ 64 MiB\)$", out, re.M), out
     assert ("peak RSS +MiB unavailable" in out) is not has_proc
 
@@ -265,10 +265,10 @@ def test_bench_rss_bound():
 
     w = bench.Workload("T", 100, (3, 4, 2), 8)
     # dataset 100 x (3 + 2), parameters 3*4+4 + 4*2+2 = 26, one batch's activations 8 x (4 + 2) = 48
-    assert bench.rss_bound(w, "float64") == (500 + 5 * 26 + 3 * 48) * 8 + 64 * 2**20 == 67_115_056
-    assert bench.rss_bound(w, np.float32) == (500 + 5 * 26 + 3 * 48) * 4 + 64 * 2**20
+    assert bench.rss_bound(w, "float64") == (500 + 4 * 26 + 3 * 48) * 8 + 64 * 2**20 == 67_114_848
+    assert bench.rss_bound(w, np.float32) == (500 + 4 * 26 + 3 * 48) * 4 + 64 * 2**20
     # a batch larger than the data set is one batch of all n rows
-    assert bench.rss_bound(bench.Workload("T", 5, (3, 4, 2), 8), "float64") == (25 + 5 * 26 + 3 * 30) * 8 + 64 * 2**20
+    assert bench.rss_bound(bench.Workload("T", 5, (3, 4, 2), 8), "float64") == (25 + 4 * 26 + 3 * 30) * 8 + 64 * 2**20
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="no /proc/self/statm")

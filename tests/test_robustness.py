@@ -557,11 +557,13 @@ def test_divergence_names_the_epoch_and_keeps_last_finite_weights(dtype, optimiz
     assert epoch > 1, "diverge after a few finite epochs, so that 'last finite weights' means something"
     assert len(trainer.train_loss) == len(trainer.test_loss) == epoch - 1
     assert np.isfinite(model.params).all() and np.isfinite(trainer.train_loss).all()
-    replay = fresh()
-    replay_trainer = fastnn.Trainer(replay, "mse")
-    replay_trainer.train(X, y, X, y, epoch - 1, lr, optimizer=optimizer, batch_size=5)
-    assert np.array_equal(model.params, replay.params)  # exactly the weights at the end of epoch - 1
-    assert replay_trainer.train_loss == trainer.train_loss
+    from test_guard import replay
+
+    rerun = fastnn.Trainer(fresh(), "mse").train(X, y, X, y, epoch - 1, lr, optimizer=optimizer, batch_size=5)
+    assert rerun.train_loss == trainer.train_loss
+    # exactly the weights after the last finite step, step - 1 steps into the epoch
+    again, _ = replay(fresh, X, y, lr, epoch - 1, info.value.step - 1, batch_size=5, optimizer=optimizer)
+    assert np.array_equal(model.params, again.params)
 
 
 def test_backward_never_leaves_a_silent_nan_model():

@@ -382,66 +382,7 @@ def test_keyboard_interrupt_from_a_callback_keeps_epoch_k(impl, k):
     np.testing.assert_array_equal(nn.params, full.params)
 
 
-def test_keyboard_interrupt_mid_epoch_rolls_back_to_the_last_completed_epoch(monkeypatch):
-    # Ctrl-C lands when the compiled epoch returns: that epoch is undone.
-    X, y = data()
-    nn = net()
-    trainer = fastnn.Trainer(nn, "categorical_crossentropy")
-    trainer.train(X, y, X, y, 2, 0.05, batch_size=8, optimizer="adam")
-    after_two = nn.params.copy()
-    engine = nn._engine  # the engine class
-    real = engine.fit_epoch
-
-    def interrupted(*args, **kw):
-        real(*args, **kw)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(engine, "fit_epoch", staticmethod(interrupted))
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train(X, y, X, y, 3, 0.05, batch_size=8, optimizer="adam")
-    monkeypatch.undo()
-    np.testing.assert_array_equal(nn.params, after_two)
-    assert len(trainer.history) == len(trainer.train_loss) == len(trainer.test_loss) == 2
-    trainer.train(X, y, X, y, 1, 0.05, batch_size=8, optimizer="adam")
-    full = net()
-    fastnn.Trainer(full, "categorical_crossentropy").train(X, y, X, y, 3, 0.05, batch_size=8, optimizer="adam")
-    np.testing.assert_array_equal(nn.params, full.params)
-
-
-@pytest.mark.parametrize("seed", [3, None], ids=["private-rng", "global-rng"])
-def test_a_rolled_back_epoch_puts_the_shuffle_rng_back(monkeypatch, seed):
-    # Ctrl-C in the third epoch of a call: the RNG goes back to before that epoch's
-    # shuffle (replayed from the call's start for a seeded model's own RNG, restored
-    # from a per-epoch state for NumPy's global one), so continuing matches a run
-    # that was never interrupted, bit for bit.
-    X, y = data()
-
-    def make():
-        if seed is None:
-            np.random.seed(11)
-        return fastnn.NeuralNetwork(6, 6, 3, "categorical_crossentropy", activation="tanh", seed=seed)
-
-    nn = make()
-    trainer = fastnn.Trainer(nn, "categorical_crossentropy")
-    engine = nn._engine
-    real, calls = engine.fit_epoch, []
-
-    def interrupted(*args, **kw):
-        calls.append(1)
-        result = real(*args, **kw)
-        if len(calls) == 3:
-            raise KeyboardInterrupt  # as if Ctrl-C landed when the compiled epoch returned
-        return result
-
-    monkeypatch.setattr(engine, "fit_epoch", staticmethod(interrupted))
-    with pytest.raises(KeyboardInterrupt):
-        trainer.train(X, y, None, None, 5, 0.05, batch_size=8, optimizer="adam")
-    monkeypatch.undo()
-    assert len(trainer.history) == 2
-    trainer.train(X, y, None, None, 3, 0.05, batch_size=8, optimizer="adam")
-    full = make()
-    fastnn.Trainer(full, "categorical_crossentropy").train(X, y, None, None, 5, 0.05, batch_size=8, optimizer="adam")
-    np.testing.assert_array_equal(nn.params, full.params)
+# Ctrl-C during an epoch (one press keeps it, two stop it between batches): tests/test_guard.py.
 
 
 # -- no allocation per minibatch with every option on -------------------------------------

@@ -18,7 +18,7 @@ timed epochs (sampled every ~1 ms from /proc/self/statm; "n/a" where that file i
 It is the whole process's growth, so the first fastnn run also counts loading (or, on a
 cold cache, compiling) its Numba kernels, and every run the BLAS buffers it first touches.
 Under the table, fastnn's figure per workload beside the performance issue's bound:
-dataset + 5x parameters + 3x one batch's activations + 64 MiB.
+dataset + 4x parameters + 3x one batch's activations + 64 MiB.
 """
 import argparse
 import contextlib
@@ -314,7 +314,7 @@ def bench_workload(w, impls, dtype, repeats, threads, log):
     if "fastnn" in results:
         peak = results["fastnn"][2]
         memory = (f"fastnn peak RSS {w.name}: {'n/a' if peak is None else fmt_mib(peak) + ' MiB'} "
-                  f"(bound {fmt_mib(rss_bound(w, dtype))} MiB: dataset + 5x parameters + 3x batch activations "
+                  f"(bound {fmt_mib(rss_bound(w, dtype))} MiB: dataset + 4x parameters + 3x batch activations "
                   f"+ 64 MiB)")
     return rows, notes, memory
 

@@ -17,8 +17,8 @@ STATM = "/proc/self/statm"  # size resident shared text lib data dt, in pages
 def rss_bound(w, dtype):
     """The performance issue's bound on fastnn's peak RSS during fit, in bytes.
 
-    dataset + 5 x parameters + 3 x one batch's activations + 64 MiB, where the dataset is
-    X (n, d_0) and the one-hot Y (n, d_L), the parameters are the weights and biases
+    dataset + 4 x parameters (themselves, the gradient, two moments) + 3 x one batch's
+    activations + 64 MiB, where the dataset is X (n, d_0) and the one-hot Y (n, d_L), the parameters are the weights and biases
     (d_{l-1} d_l + d_l per layer), and one batch's activations are batch x (d_1 + ... + d_L)
     values, all in ``dtype``.
 
@@ -36,7 +36,7 @@ def rss_bound(w, dtype):
     dataset = w.n * (d[0] + d[-1])
     parameters = sum(d_in * d_out + d_out for d_in, d_out in zip(d[:-1], d[1:]))
     activations = min(w.batch, w.n) * sum(d[1:])
-    return (dataset + 5 * parameters + 3 * activations) * itemsize + 64 * MiB
+    return (dataset + 4 * parameters + 3 * activations) * itemsize + 64 * MiB
 
 
 def _read_rss(fd):

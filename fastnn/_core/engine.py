@@ -29,6 +29,9 @@ SPLIT_MIN_MACS = 1_000_000
 # (a 300 x 64 -> 64 fit 0.8x), from 1.9M on it won (a 1000 x 64 -> 32 fit 1.5x, digits
 # 1.4x): docs/performance.md, "L-BFGS on two cores".
 LBFGS_SPLIT_MIN_MACS = 2_000_000
+# Elements per chunk of a guarded epoch's full check of an update (kernels/guard.py):
+# three chunk buffers of this size, a few KiB, instead of copies of the state.
+GUARD_CHUNK = 1024
 
 
 def kernel_array(a, dtype):
@@ -216,6 +219,7 @@ class Workspace:
             # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
             gates=np.empty(rows * (spec.width - int(spec.sizes[-1])) if dropout else 0, dtype=dt),
             grad=np.empty(spec.n_params, dtype=dt),
+            check=np.empty(3 * GUARD_CHUNK, dtype=dt),
         )
         self.grad = self.scratch.grad
         self.chunk_scratch = None  # loss_grad's: a gradient buffer per chunk (per block when split; made at its first call)
@@ -258,17 +262,19 @@ def splitting(work):
 
 
 # -- the calls ---------------------------------------------------------------------------------
-def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work):
+def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work, stop=None):
     """One epoch over rows ``idx`` (``kernels.epoch.fit_epoch``, or split between two cores
     when the workspace was made for that and the epoch has no dropout, no sample weights
-    and dense rows). Updates theta and
-    the optimizer's m, v in place. Returns (mean loss, correct count, new t, new counter)."""
+    and dense rows). Updates theta and the optimizer's m, v in place. ``stop``: (2,) int64
+    stop flags (``kernels/guard.py``: stop between batches when asked, never write a
+    non-finite value), or None for no guard. Returns (mean loss over the rows trained on, correct count, new t, new
+    counter, status: kernels.guard.COMPLETE, STOPPED or DIVERGED)."""
     if work.split_grads is not None and dropout is None and data.sw.size == 0 and data.indptr.size == 0:
-        return _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work)
+        return _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop)
     with flushing_subnormals():
-        loss, correct, t, counter = epoch.fit_epoch(data, idx, batch_size, spec.net(theta), objective, optimizer,
-                                                    decay, dropout, work.scratch)
-    return float(loss), float(correct), int(t), int(counter)
+        loss, correct, t, counter, status = epoch.fit_epoch(data, idx, batch_size, spec.net(theta), objective,
+                                                            optimizer, decay, dropout, work.scratch, stop)
+    return float(loss), float(correct), int(t), int(counter), int(status)
 
 
 def loss_grad(spec, theta, data, idx, objective, work):
@@ -309,9 +315,9 @@ def predict_test(spec, theta, work):
     return work.test_out.copy()
 
 
-def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work):
+def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop):
     """``fit_epoch`` (dense rows, unit weights, no dropout) with each batch's two blocks of
-    rows on two cores. Returns (mean loss, correct count, new t, counter 0)."""
+    rows on two cores. Returns (mean loss, correct count, new t, counter 0, status)."""
     X, Y = data.X, data.Y
     if work.checked_rows is not idx:  # the tutorial passes the same rows every epoch: checked once
         work.checked_rows, work.rows_in_order = idx, _is_identity(idx, X)
@@ -324,8 +330,9 @@ def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay
                                 work.scratch.Yb[: b * Y.shape[1]].reshape(b, Y.shape[1]))
         (Xs, Ys), rows = work.batch_views, idx
     args = (spec.net(theta), objective, _blocks(spec, work, Xs, Ys, work.scratch))
-    loss, correct, t = _split_call(split.EPOCH, work, args, (data, rows, batch_size, optimizer, decay, work.grad))
-    return float(loss), float(correct), int(t), 0
+    loss, correct, t, status = _split_call(split.EPOCH, work, args,
+                                           (data, rows, batch_size, optimizer, decay, work.grad, stop))
+    return float(loss), float(correct), int(t), 0, int(status)
 
 
 def _split_loss_grad(spec, theta, data, idx, objective, work):
@@ -340,8 +347,8 @@ def _split_loss_grad(spec, theta, data, idx, objective, work):
     # Only the types of the optimizer and decay matter (LOSS_GRAD takes no step): SGD keeps no state.
     no_state = np.empty(0, dtype=spec.dtype)
     rest = (data, idx, work.block_rows, Optimizer(codes.SGD, no_state, no_state, 0, 0.0, 0.0, 0.0, 0.0, 0.0), None,
-            work.grad)
-    J, _, _ = _split_call(split.LOSS_GRAD, work, args, rest, reads=rest[:3])
+            work.grad, None)
+    J, _, _, _ = _split_call(split.LOSS_GRAD, work, args, rest, reads=rest[:3])
     return float(J)
 
 

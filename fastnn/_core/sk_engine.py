@@ -74,7 +74,7 @@ def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work, thresholds
     (L - 1,) int64 with ``stream`` = (key, counter) for dropout, None for none (the
     workspace then needs no gates). Returns (the loss, the stream's new counter)."""
     state = opt.state
-    loss, _, state.t, counter = engine.fit_epoch(
+    loss, _, state.t, counter, _ = engine.fit_epoch(
         spec, theta, data, idx, batch_size, spec.sk_objective(alpha), engine.optimizer(opt, state, opt.learning_rate),
         engine.decay(opt.weight_decay), engine.dropout(thresholds, stream), work,
     )

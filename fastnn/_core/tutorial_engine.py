@@ -13,6 +13,10 @@ import numpy as np
 from . import engine, precompile as _precompile, threads
 from ..kernels import losses, network
 
+# Stop flags that never stop an epoch: a guard's requests (0) never reach 2**62. Every
+# tutorial epoch takes a guard, so that its kernel compiles once per dtype.
+NEVER = np.array([0, 1 << 62], dtype=np.int64)
+
 
 class KernelEngine:
     name = "fastnn"
@@ -49,24 +53,29 @@ class KernelEngine:
         """One epoch over rows ``idx``; updates net.params and ``state``; returns the mean loss.
         ``l2_batch`` is an L2 coefficient on each batch's summed loss (see kernels/bundles.py)."""
         objective = net._spec.objective(net.loss_code, metric_code, l2=l2, l2_summed=l2_batch)
-        loss, _, state.t, _ = engine.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
-                                               objective, engine.optimizer(optimizer, state, lr), None, None, work)
+        loss, _, state.t, _, _ = engine.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
+                                                  objective, engine.optimizer(optimizer, state, lr), None, None, work,
+                                                  NEVER)
         return loss
 
     @staticmethod
     def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
-                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None):
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None, stop=None):
         """``train_epoch`` with decoupled weight decay, dropout (``thresholds`` (L - 1,)
         int64, ``stream`` = (key, counter) of the mask stream), an accuracy count, sample
-        weights (each batch's loss is their weighted mean) and X dense or CSR.
-        Returns (mean loss, correct count, new counter)."""
+        weights (each batch's loss is their weighted mean) and X dense or CSR, stopping
+        before a batch once ``stop`` ((2,) int64, ``fastnn._core.interrupt``) says so, and
+        before any update that would write a non-finite value (``kernels/guard.py``).
+        Returns (mean loss over the rows trained on, correct count, new counter, status:
+        ``kernels.guard``'s COMPLETE, STOPPED or DIVERGED); ``state.t`` counts the updates made."""
         objective = net._spec.objective(net.loss_code, metric_code, acc_kind, l2=l2)
         dropout = engine.dropout(thresholds, stream)
-        loss, correct, state.t, counter = engine.fit_epoch(
+        loss, correct, state.t, counter, status = engine.fit_epoch(
             net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, batch_size, objective,
             engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), dropout, work,
+            NEVER if stop is None else stop,
         )
-        return loss, correct, counter if dropout is not None else int(stream[1])
+        return loss, correct, counter if dropout is not None else int(stream[1]), status
 
     @staticmethod
     def evaluate(net, X, Y, idx, metric_code, acc_kind, work, sample_weight=None):
