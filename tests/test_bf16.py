@@ -256,3 +256,14 @@ def test_save_load_keeps_compute_dtype(tmp_path):
     assert back.compute_dtype == "bfloat16" and "compute_dtype='bfloat16'" in repr(back)
     X, _ = data(3, 4, 2)
     np.testing.assert_array_equal(back.forward(X), nn.forward(X))
+
+
+@needs_onednn
+def test_divergence_keeps_the_last_finite_weights():
+    """The epoch's guard (kernels/guard.py) stops before a non-finite update, as in float32."""
+    nn, _ = pair((4, 3, 2))
+    X, Y = data(40, 4, 2)
+    before = nn.params.copy()
+    with pytest.raises(fastnn.DivergenceError):
+        fastnn.Trainer(nn, "mse").train(X, Y * np.float32(1e30), None, None, 3, 1e30, batch_size=8, optimizer="sgd")
+    np.testing.assert_array_equal(nn.params, before)

@@ -243,6 +243,9 @@ def cmd_info(args) -> int:
                  pool.get("threading_layer"), pool.get("architecture"), f"({owner})" if owner else None, path]
         rows.append((f"threadpool: {pool.get('user_api')}", " ".join(str(x) for x in parts if x)))
     rows.append(("numba config THREADING_LAYER", numba.config.THREADING_LAYER))
+    from .._core import bf16  # checks the CPU and the installed packages only: loads no library
+
+    rows.append(("compute_dtype='bfloat16'", bf16.availability() or f"available (oneDNN: {bf16.library_path()})"))
     if not args.no_threading_probe:
         try:
             rows.append(("numba threading layer in use", _probe_threading_layer()))

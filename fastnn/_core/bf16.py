@@ -48,7 +48,7 @@ def library_path():
     except metadata.PackageNotFoundError:
         return None
     libs = [f for f in files if f.name.startswith("libdnnl.so")]
-    return str(min(libs, key=lambda f: len(f.name)).locate()) if libs else None
+    return os.path.normpath(min(libs, key=lambda f: len(f.name)).locate()) if libs else None
 
 
 def availability():
@@ -137,14 +137,14 @@ def workspace(spec, rows):
     return work
 
 
-def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work):
-    """``engine.fit_epoch`` with bfloat16 products (no dropout). Returns (mean loss,
-    correct count, new t)."""
+def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop):
+    """``engine.fit_epoch`` with bfloat16 products (no dropout), guarded (``stop``: (2,)
+    int64, kernels/guard.py). Returns (mean loss, correct count, new t, status)."""
     K = kernels()
     with threads_limited(), flushing_subnormals():
-        loss, correct, t = K.fit_epoch(data, idx, batch_size, spec.net(theta), objective, optimizer, decay,
-                                       work.scratch, work.half)
-    return float(loss), float(correct), int(t)
+        loss, correct, t, status = K.fit_epoch(data, idx, batch_size, spec.net(theta), objective, optimizer, decay,
+                                               work.scratch, stop, work.half)
+    return float(loss), float(correct), int(t), int(status)
 
 
 def evaluate(spec, theta, data, idx, objective, work):

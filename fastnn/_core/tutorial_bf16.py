@@ -14,6 +14,9 @@ import numpy as np
 from . import bf16, engine
 from ..kernels import losses, network
 
+# Stop flags that never stop an epoch (as tutorial_engine's: importing them would be a cycle).
+NEVER = np.array([0, 1 << 62], dtype=np.int64)
+
 
 class BFloat16Engine:
     name = "fastnn"  # the same engine for model files: ``compute_dtype`` is saved beside it
@@ -31,21 +34,23 @@ class BFloat16Engine:
     @staticmethod
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
         objective = net._spec.objective(net.loss_code, metric_code, l2=l2, l2_summed=l2_batch)
-        loss, _, state.t = bf16.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size, objective,
-                                          engine.optimizer(optimizer, state, lr), None, work)
+        loss, _, state.t, _ = bf16.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
+                                             objective, engine.optimizer(optimizer, state, lr), None, work, NEVER)
         return loss
 
     @staticmethod
     def fit_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, *, l2=0.0,
-                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None):
+                  weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None, stop=None):
+        """``KernelEngine.fit_epoch`` with bfloat16 products. Returns (mean loss, correct
+        count, counter, status)."""
         if engine.dropout(thresholds, stream) is not None:
             raise ValueError("dropout is not supported with compute_dtype='bfloat16' yet; got dropout rates > 0.")
         objective = net._spec.objective(net.loss_code, metric_code, acc_kind, l2=l2)
-        loss, correct, state.t = bf16.fit_epoch(
+        loss, correct, state.t, status = bf16.fit_epoch(
             net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, batch_size, objective,
-            engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), work,
+            engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), work, NEVER if stop is None else stop,
         )
-        return loss, correct, int(stream[1])
+        return loss, correct, int(stream[1]), status
 
     @staticmethod
     def evaluate(net, X, Y, idx, metric_code, acc_kind, work, sample_weight=None):
