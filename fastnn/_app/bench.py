@@ -8,6 +8,7 @@ Workloads (Adam, ReLU hidden layers, softmax + cross-entropy):
 step are those of the full run but an epoch has fewer steps; ``--full`` uses the real
 sizes; ``--scale F`` any fraction. Per implementation: one warm-up epoch (compilation
 excluded), then ``--repeats`` timed epochs: median [min-max] seconds per epoch.
+``--compute-dtype bfloat16``: fastnn's products in bfloat16, beside PyTorch with autocast.
 The GEMM floor is the sum of one step's GEMM times at those exact shapes with numpy's
 ``np.dot`` (forward, weight gradients, and input gradients except the first layer's;
 the best of several repeats), times the number of steps: nothing does the same work
@@ -124,9 +125,9 @@ def gemm_floor(w, dtype, repeats):
 
 
 # -- one runner per implementation: run_epoch() trains one epoch ----------------------------
-def _fastnn_runner(module, w, X, y, dtype):
+def _fastnn_runner(module, w, X, y, dtype, compute_dtype=None):
     model = module.NeuralNetwork(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], "categorical_crossentropy",
-                                 activation="relu", init="he", dtype=dtype, seed=0)
+                                 activation="relu", init="he", dtype=dtype, seed=0, compute_dtype=compute_dtype)
     trainer = module.Trainer(model, "categorical_crossentropy")
     return lambda: trainer.train(X, y, None, None, 1, LR, batch_size=w.batch, optimizer="adam")
 
@@ -146,7 +147,7 @@ def _sklearn_runner(w, X, y, dtype):
     return run_epoch
 
 
-def _torch_runner(w, X, y, dtype, threads):
+def _torch_runner(w, X, y, dtype, threads, autocast=False):
     import torch
 
     if threads:
@@ -165,13 +166,17 @@ def _torch_runner(w, X, y, dtype, threads):
         opt = torch.optim.Adam(net.parameters(), lr=LR)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     gen = torch.Generator().manual_seed(0)
+    # "torch-autocast": the forward pass (and so its products) in bfloat16, as PyTorch advises.
+    precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if autocast else contextlib.nullcontext
 
     def run_epoch():
         order = torch.randperm(w.n, generator=gen)
         for start in range(0, w.n, w.batch):
             rows = order[start : start + w.batch]
             opt.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(net(Xt[rows]), yt[rows]).backward()
+            with precision():
+                loss = torch.nn.functional.cross_entropy(net(Xt[rows]), yt[rows])
+            loss.backward()
             opt.step()
 
     return run_epoch
@@ -225,19 +230,19 @@ def _jax_runner(w, X, y, dtype):
     return run_epoch
 
 
-def make_runner(impl, w, X, y, dtype, threads):
+def make_runner(impl, w, X, y, dtype, threads, compute_dtype=None):
     """A function that trains one epoch, or raises ImportError when ``impl`` is not installed."""
     import fastnn
     from .. import reference
 
     if impl == "fastnn":
-        return _fastnn_runner(fastnn, w, X, y, dtype)
+        return _fastnn_runner(fastnn, w, X, y, dtype, compute_dtype)
     if impl == "reference":
-        return _fastnn_runner(reference, w, X, y, dtype)
+        return _fastnn_runner(reference, w, X, y, dtype, compute_dtype)
     if impl == "sklearn":
         return _sklearn_runner(w, X, y, dtype)
-    if impl == "torch":
-        return _torch_runner(w, X, y, dtype, threads)
+    if impl in ("torch", "torch-autocast"):
+        return _torch_runner(w, X, y, dtype, threads, autocast=impl == "torch-autocast")
     return _jax_runner(w, X, y, dtype)
 
 
@@ -270,7 +275,7 @@ def fmt_range(times):
     return f"{med * k:.3g} [{lo * k:.3g}-{hi * k:.3g}] {unit}"
 
 
-def bench_workload(w, impls, dtype, repeats, threads, log):
+def bench_workload(w, impls, dtype, repeats, threads, log, compute_dtype=None):
     X, y = make_data(w, dtype)
     floor = gemm_floor(w, dtype, max(repeats, 5))
     flops = epoch_flops(w)
@@ -285,7 +290,7 @@ def bench_workload(w, impls, dtype, repeats, threads, log):
         # epochs 10-20% slower when it ran through them.
         rss = PeakRSS().start()
         try:
-            run_epoch = make_runner(impl, w, X, y, dtype, threads)
+            run_epoch = make_runner(impl, w, X, y, dtype, threads, compute_dtype)
         except ImportError:
             rss.stop()
             notes.append(f"{impl} not installed")
@@ -344,6 +349,9 @@ def add_arguments(p):
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="default float32")
     p.add_argument("--repeats", type=int, default=None, metavar="N",
                    help="timed epochs per implementation (default 3, or 5 with --full)")
+    p.add_argument("--compute-dtype", choices=("bfloat16",), default=None,
+                   help="fastnn's (and the reference's) matrix products in bfloat16 (float32 only; needs fastnn[bf16]); "
+                        "adds PyTorch with autocast bfloat16 (torch-autocast) beside torch")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="limit BLAS (threadpoolctl) and Numba threads to N (default: their own defaults)")
 
@@ -351,7 +359,10 @@ def add_arguments(p):
 def run(args) -> int:
     names = [s.strip().upper() for s in args.workloads.split(",") if s.strip()]
     impls = [s.strip().lower() for s in args.impls.split(",") if s.strip()]
-    bad = [n for n in names if n not in ("S", "M", "L")] + [i for i in impls if i not in IMPLEMENTATIONS]
+    if args.compute_dtype and "torch" in impls and "torch-autocast" not in impls:
+        impls.insert(impls.index("torch") + 1, "torch-autocast")
+    known = (*IMPLEMENTATIONS, "torch-autocast")
+    bad = [n for n in names if n not in ("S", "M", "L")] + [i for i in impls if i not in known]
     if bad or not names or not impls:
         raise ValueError(f"unknown workload or implementation {', '.join(map(repr, bad)) or '(none given)'}; "
                          f"expected workloads among S, M, L and implementations among {', '.join(IMPLEMENTATIONS)}")
@@ -368,11 +379,13 @@ def run(args) -> int:
         rows, notes, memory = [], [], []
         for w in workloads(args.scale, names):
             log(f"{w.label()} ...")
-            r, n, m = bench_workload(w, impls, args.dtype, repeats, args.threads, log)
+            r, n, m = bench_workload(w, impls, args.dtype, repeats, args.threads, log, args.compute_dtype)
             rows += r
             notes += [f"{w.name}: {x}" for x in n]
             memory += [m] if m else []
-    print(f"{args.dtype}, Adam, median of {repeats} epochs after 1 warm-up epoch; threads: {_thread_summary(args.threads)}")
+    products = f", products in {args.compute_dtype} (fastnn, reference)" if args.compute_dtype else ""
+    print(f"{args.dtype}{products}, Adam, median of {repeats} epochs after 1 warm-up epoch; "
+          f"threads: {_thread_summary(args.threads)}")
     for w in workloads(args.scale, names):
         print(f"- {w.label()} ({math.ceil(w.n / w.batch)} steps/epoch)")
     print()
