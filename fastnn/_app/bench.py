@@ -373,6 +373,7 @@ def run(args) -> int:
             notes += [f"{w.name}: {x}" for x in n]
             memory += [m] if m else []
     print(f"{args.dtype}, Adam, median of {repeats} epochs after 1 warm-up epoch; threads: {_thread_summary(args.threads)}")
+    print(f"fastnn's matrix products: {_blas_library()}")
     for w in workloads(args.scale, names):
         print(f"- {w.label()} ({math.ceil(w.n / w.batch)} steps/epoch)")
     print()
@@ -405,6 +406,12 @@ def _thread_limit(threads):
             yield
     finally:
         numba.set_num_threads(previous)
+
+
+def _blas_library():
+    from ..kernels import blas
+
+    return blas.library()
 
 
 def _thread_summary(threads):
