@@ -19,6 +19,7 @@ Numba's cache holds only the symbol names, so the same compiled kernels run with
 import ctypes
 import glob
 import os
+import warnings
 
 import numba
 import numba.extending
@@ -60,7 +61,11 @@ def _register():
     it is NumPy's OpenBLAS)."""
     import llvmlite.binding as llvm
 
-    found = None if os.environ.get("FASTNN_BLAS", "").lower() == "scipy" else _numpy_openblas()
+    asked = os.environ.get("FASTNN_BLAS", "").strip().lower()
+    if asked not in ("", "numpy", "scipy"):
+        warnings.warn(f"FASTNN_BLAS={os.environ['FASTNN_BLAS']!r} is not 'numpy' or 'scipy'; using NumPy's "
+                      "OpenBLAS where NumPy has one, else SciPy's BLAS.", RuntimeWarning, stacklevel=2)
+    found = None if asked == "scipy" else _numpy_openblas()
     if found is not None:
         lib, prefix, path = found
         addresses = {name: ctypes.cast(getattr(lib, f"{prefix}cblas_{name[len('fastnn_'):]}64_"), ctypes.c_void_p).value
@@ -73,7 +78,7 @@ def _register():
         what = f"NumPy's OpenBLAS ({config or os.path.basename(path)})"
     else:
         addresses = _fallback_adapters()
-        reason = "FASTNN_BLAS=scipy" if os.environ.get("FASTNN_BLAS") else "NumPy bundles no OpenBLAS"
+        reason = "FASTNN_BLAS=scipy" if asked == "scipy" else "this NumPy bundles no OpenBLAS"
         what = f"SciPy's BLAS through Numba's np.dot ({reason})"
     for name, address in addresses.items():
         llvm.add_symbol(name, address)

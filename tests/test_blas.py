@@ -102,3 +102,12 @@ def test_scipy_fallback_runs_the_cached_kernels_to_the_same_model():
     assert there["library"] == "SciPy's BLAS through Numba's np.dot (FASTNN_BLAS=scipy)"
     assert there["misses"] == 0, "the fallback recompiled fit_epoch instead of loading it"
     np.testing.assert_allclose(np.asarray(there["theta"]), here, rtol=1e-12, atol=1e-14)
+
+
+def test_an_unknown_fastnn_blas_value_warns_and_keeps_the_default():
+    code = "import fastnn.kernels.blas as b; print(b.library())"
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTNN_BLAS="mkl"), capture_output=True,
+                         text=True, check=True)
+    assert "FASTNN_BLAS='mkl' is not 'numpy' or 'scipy'" in out.stderr
+    expected = "NumPy's OpenBLAS" if NUMPY_HAS_OPENBLAS else "SciPy's BLAS"
+    assert out.stdout.startswith(expected)
