@@ -1,14 +1,15 @@
-"""Dense layers: GEMM through BLAS (np.dot with out=) plus fused element-wise epilogues."""
+"""Dense layers: GEMM through BLAS (``blas.matmul``) plus fused element-wise epilogues."""
 import numpy as np
 
 from ._jit import cast_like, jit
 from .activations import bias_activation, multiply_derivative
+from .blas import matmul
 
 
 @jit(inline="always")
 def dense_forward(A_prev, W, b, code, alpha, A):
     """A <- f(A_prev @ W + b). A_prev (n, d_in), W (d_in, d_out), b (d_out,), A (n, d_out) written."""
-    np.dot(A_prev, W, A)
+    matmul(A_prev, W, A)
     bias_activation(A, b, code, alpha)
 
 
@@ -32,7 +33,7 @@ def dense_backward(A_prev, W, D, l2, dW, db, D_prev, prev_code, alpha):
     when D_prev has rows (D_prev (n, d_in); pass a (0, 0) array for the first layer),
     D_prev = (D W^T) * f'(A_prev) where f is the previous layer's activation ``prev_code``.
     """
-    np.dot(A_prev.T, D, dW)
+    matmul(A_prev.T, D, dW)
     if l2 != 0.0:
         l2 = cast_like(l2, W)
         d_in, d_out = W.shape
@@ -41,5 +42,5 @@ def dense_backward(A_prev, W, D, l2, dW, db, D_prev, prev_code, alpha):
                 dW[i, j] += l2 * W[i, j]
     column_sum(D, db)
     if D_prev.shape[0] > 0:
-        np.dot(D, W.T, D_prev)
+        matmul(D, W.T, D_prev)
         multiply_derivative(D_prev, A_prev, prev_code, alpha)

@@ -15,6 +15,7 @@ full-batch fit took twice as long).
 import numpy as np
 
 from ._jit import jit
+from .blas import dot
 from .dense import dense_backward, dense_forward
 
 
@@ -109,7 +110,7 @@ def sum_squares_weights(theta, sizes):
     for layer in range(sizes.size - 1):
         nw = sizes[layer] * sizes[layer + 1]
         w = theta[off : off + nw]
-        total += np.dot(w, w)
+        total += dot(w, w)
         off += nw + sizes[layer + 1]
     return total
 

@@ -386,6 +386,7 @@ def run(args) -> int:
     products = f", products in {args.compute_dtype} (fastnn, reference)" if args.compute_dtype else ""
     print(f"{args.dtype}{products}, Adam, median of {repeats} epochs after 1 warm-up epoch; "
           f"threads: {_thread_summary(args.threads)}")
+    print(f"fastnn's matrix products: {'oneDNN bfloat16' if args.compute_dtype else _blas_library()}")
     for w in workloads(args.scale, names):
         print(f"- {w.label()} ({math.ceil(w.n / w.batch)} steps/epoch)")
     print()
@@ -418,6 +419,12 @@ def _thread_limit(threads):
             yield
     finally:
         numba.set_num_threads(previous)
+
+
+def _blas_library():
+    from ..kernels import blas
+
+    return blas.library()
 
 
 def _thread_summary(threads):

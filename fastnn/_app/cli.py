@@ -230,6 +230,7 @@ def cmd_info(args) -> int:
 
     import fastnn
     from .. import kernels
+    from ..kernels import blas
 
     rows = [("fastnn", f"{fastnn.__version__} ({Path(fastnn.__file__).parent})"), ("python", sys.version.split()[0])]
     rows += [(name, _version(name)) for name in ("numpy", "numba", "scipy", "sklearn", "threadpoolctl", "tqdm", "matplotlib")]
@@ -237,11 +238,12 @@ def cmd_info(args) -> int:
     for pool in threadpoolctl.threadpool_info():
         path = str(pool.get("filepath", ""))
         owner = next((o for o in ("numpy", "scipy", "scikit_learn", "torch") if f"{o}.libs" in path or f"/{o}/" in path), "")
-        if owner == "scipy" and pool.get("user_api") == "blas":
-            owner = "scipy: the BLAS numba's np.dot calls"
+        if pool.get("user_api") == "blas" and owner == ("numpy" if blas.NUMPY_OPENBLAS else "scipy"):
+            owner += ": the BLAS fastnn's kernels call"
         parts = [pool.get("internal_api"), pool.get("version"), f"{pool.get('num_threads')} threads",
                  pool.get("threading_layer"), pool.get("architecture"), f"({owner})" if owner else None, path]
         rows.append((f"threadpool: {pool.get('user_api')}", " ".join(str(x) for x in parts if x)))
+    rows.append(("kernels' matrix products", blas.library()))
     rows.append(("numba config THREADING_LAYER", numba.config.THREADING_LAYER))
     from .._core import bf16  # checks the CPU and the installed packages only: loads no library
 

@@ -37,11 +37,11 @@ def _blas():
     global _controller
     with _lock:
         if _controller is None:
-            # SciPy's BLAS, which np.dot in @njit calls, must be loaded before threadpoolctl
-            # looks: Numba loads it only at the first matrix product a kernel runs, and a
-            # controller made before that never limited it (FASTNN_NUM_THREADS=1 left it
-            # two threads, and on a busy machine its spinning worker made the tutorial's
-            # script 6x slower).
+            # SciPy's BLAS must be loaded before threadpoolctl looks: a controller made
+            # before that never limited it (FASTNN_NUM_THREADS=1 left it two threads, and on
+            # a busy machine its spinning worker made the tutorial's script 6x slower). The
+            # kernels call NumPy's OpenBLAS where it has one (kernels/blas.py), but SciPy's
+            # where not, and Numba imports SciPy's at its first kernel load in any case.
             import scipy.linalg.cython_blas  # noqa: F401
             from threadpoolctl import ThreadpoolController
 

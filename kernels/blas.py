@@ -1,0 +1,156 @@
+"""Matrix products from the kernels through NumPy's own OpenBLAS.
+
+Numba's ``np.dot`` calls the BLAS that SciPy ships (``scipy.linalg.cython_blas``): a second
+OpenBLAS beside NumPy's, with its own pool of worker threads. The two pools spin against
+each other when a process uses both (a user's NumPy code between fits, fastnn's own
+evaluation), and importing SciPy's linear algebra is 0.1 s of every process's first fit.
+So the kernels call four external symbols, ``fastnn_sgemm``, ``fastnn_dgemm``,
+``fastnn_sdot`` and ``fastnn_ddot``, with CBLAS's interface (row-major, 64-bit integers),
+and this module, imported before any kernel runs, tells LLVM where they are:
+
+- NumPy's OpenBLAS (the ``scipy-openblas64`` library its wheels bundle: functions
+  ``scipy_cblas_sgemm64_``...), found beside NumPy;
+- else (a NumPy built on MKL, Accelerate or a system BLAS, or ``FASTNN_BLAS=scipy``)
+  Numba ``cfunc`` adapters over ``np.dot``: SciPy's BLAS, as before.
+
+Numba's cache holds only the symbol names, so the same compiled kernels run with either;
+``library()`` says which one this process uses (``fastnn info``, ``fastnn bench``).
+"""
+import ctypes
+import glob
+import os
+import warnings
+
+import numba
+import numba.extending
+import numpy as np
+from numba import types
+
+from ._jit import jit
+from .cblas import NO_TRANS, ROW_MAJOR, SIGNATURES, TRANS
+
+_sgemm, _dgemm, _sdot, _ddot = (types.ExternalFunction(name, sig) for name, sig in SIGNATURES.items())
+
+
+# -- which library: found at import, before any kernel is linked ----------------------------
+def _numpy_openblas():
+    """(ctypes library, symbol prefix, path) of the OpenBLAS bundled with NumPy, or None."""
+    root = os.path.dirname(os.path.dirname(np.__file__))
+    patterns = [os.path.join(root, "numpy.libs", "lib*openblas*"),  # Linux and Windows wheels
+                os.path.join(os.path.dirname(np.__file__), ".dylibs", "lib*openblas*")]  # macOS
+    for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
+        except OSError:
+            continue
+        for prefix in ("scipy_", ""):
+            if hasattr(lib, f"{prefix}cblas_sgemm64_"):
+                return lib, prefix, path
+    return None
+
+
+def _fallback_adapters():
+    """Addresses of ``cfunc`` adapters with the CBLAS interface over Numba's np.dot."""
+    from . import blas_fallback
+
+    return {name: getattr(blas_fallback, name[len("fastnn_"):]).address for name in SIGNATURES}
+
+
+def _register():
+    """Point the four symbols at a library: (the description ``library()`` gives, whether
+    it is NumPy's OpenBLAS)."""
+    import llvmlite.binding as llvm
+
+    asked = os.environ.get("FASTNN_BLAS", "").strip().lower()
+    if asked not in ("", "numpy", "scipy"):
+        warnings.warn(f"FASTNN_BLAS={os.environ['FASTNN_BLAS']!r} is not 'numpy' or 'scipy'; using NumPy's "
+                      "OpenBLAS where NumPy has one, else SciPy's BLAS.", RuntimeWarning, stacklevel=2)
+    found = None if asked == "scipy" else _numpy_openblas()
+    if found is not None:
+        lib, prefix, path = found
+        addresses = {name: ctypes.cast(getattr(lib, f"{prefix}cblas_{name[len('fastnn_'):]}64_"), ctypes.c_void_p).value
+                     for name in SIGNATURES}
+        describe = getattr(lib, f"{prefix}openblas_get_config64_", None)
+        config = ""
+        if describe is not None:
+            describe.restype = ctypes.c_char_p
+            config = describe().decode(errors="replace")
+        what = f"NumPy's OpenBLAS ({config or os.path.basename(path)})"
+    else:
+        addresses = _fallback_adapters()
+        reason = "FASTNN_BLAS=scipy" if asked == "scipy" else "this NumPy bundles no OpenBLAS"
+        what = f"SciPy's BLAS through Numba's np.dot ({reason})"
+    for name, address in addresses.items():
+        llvm.add_symbol(name, address)
+    return what, found is not None
+
+
+_LIBRARY, NUMPY_OPENBLAS = (None, False) if numba.config.DISABLE_JIT else _register()
+
+
+def library():
+    """Which BLAS the kernels' matrix products call in this process (a sentence)."""
+    return _LIBRARY or "NumPy's np.dot (NUMBA_DISABLE_JIT: the kernels run as Python)"
+
+
+# -- the products the kernels use ----------------------------------------------------------
+@jit(inline="always")
+def _operand(X):
+    """(CBLAS transpose flag, leading dimension) under which X's memory is op(X) row-major,
+    or (0, 0) when it is not (elements not contiguous along one axis)."""
+    rows, cols = X.shape
+    s0, s1 = X.strides[0] // X.itemsize, X.strides[1] // X.itemsize
+    if (cols <= 1 or s1 == 1) and (rows <= 1 or s0 >= cols):
+        return NO_TRANS, max(s0 if rows > 1 else cols, cols, 1)
+    if (rows <= 1 or s0 == 1) and (cols <= 1 or s1 >= rows):
+        return TRANS, max(s1 if cols > 1 else rows, rows, 1)
+    return 0, 0
+
+
+def matmul(A, B, C):
+    """C <- A @ B. A (m, k), B (k, n), C (m, n) written; each may be a transposed view."""
+    np.dot(A, B, C)
+
+
+@numba.extending.overload(matmul, inline="always")
+def _matmul(A, B, C):
+    gemm = _sgemm if C.dtype == types.float32 else _dgemm
+    scalar = numba.np.numpy_support.as_dtype(C.dtype).type
+    one, zero = scalar(1.0), scalar(0.0)
+
+    if C.layout == "C":
+        def other_layout(A, B, C):
+            np.dot(A, B, C)  # Numba's np.dot copies what it must
+    else:
+        def other_layout(A, B, C):
+            C[:, :] = np.dot(A, B)  # np.dot writes only a contiguous ``out``
+
+    other_layout = numba.njit(inline="always")(other_layout)
+
+    def impl(A, B, C):
+        m, n = C.shape
+        k = A.shape[1]
+        ta, lda = _operand(A)
+        tb, ldb = _operand(B)
+        tc, ldc = _operand(C)
+        if ta == 0 or tb == 0 or tc != NO_TRANS:
+            other_layout(A, B, C)
+        elif m > 0 and n > 0:
+            gemm(ROW_MAJOR, ta, tb, m, n, k, one, A.ctypes, lda, B.ctypes, ldb, zero, C.ctypes, ldc)
+
+    return impl
+
+
+def dot(x, y):
+    """x . y of two vectors."""
+    return np.dot(x, y)
+
+
+@numba.extending.overload(dot, inline="always")
+def _dot(x, y):
+    blas_dot = _sdot if x.dtype == types.float32 else _ddot
+
+    def impl(x, y):
+        return blas_dot(x.size, x.ctypes, x.strides[0] // x.itemsize, y.ctypes, y.strides[0] // y.itemsize)
+
+    return impl
