@@ -96,7 +96,8 @@ def test_kernel_rounding_is_the_reference_rounding():
 
 def test_reference_bf16_mode_rounds_the_operands():
     """The reference's bfloat16 forward is float32 arithmetic on rounded operands."""
-    _, ref = pair((5, 4, 2))
+    ref = reference.NeuralNetwork(5, 4, 2, "mse", activation="relu", output_activation="identity",
+                                  dtype="float32", seed=3, init="he", compute_dtype="bfloat16")
     X, _ = data(6, 5, 2)
     r = reference.round_bf16
     W0, W1 = ref.weights
