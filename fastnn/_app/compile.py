@@ -58,6 +58,26 @@ def _warm_tutorial(dtype):
     Trainer(nn, "mse").train(X, Y, None, None, 1, 0.1, batch_size=8, optimizer="momentum")
     nn.backward(X, Y, 0.1)  # the tutorial's one gradient step
     nn.forward(X)
+    if dtype == "float32":
+        _warm_bfloat16()
+
+
+def _warm_bfloat16():
+    """compute_dtype='bfloat16', where its extra is installed and the CPU multiplies
+    bfloat16 (elsewhere nothing: such a network refuses to be built)."""
+    from .._core import bf16
+
+    if bf16.availability() is not None:
+        return
+    X, labels, Y = _data("float32", 40, 4, 3)
+    nn = NeuralNetwork(4, [5, 4], 3, "categorical_crossentropy", activation="relu", dtype="float32", seed=0,
+                       compute_dtype="bfloat16")
+    trainer = Trainer(nn, "categorical_crossentropy")
+    trainer.train(X, Y, X[:7], Y[:7], 1, 0.1)
+    trainer.train(X, labels, None, None, 1, 1e-3, batch_size=16, optimizer="adam",
+                  validation_data=(X[:9], labels[:9]))
+    nn.backward(X, Y, 0.1)
+    nn.predict(X[:5])
 
 
 def _warm_sklearn(dtype):
