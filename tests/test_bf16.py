@@ -268,3 +268,23 @@ def test_divergence_keeps_the_last_finite_weights():
     with pytest.raises(fastnn.DivergenceError):
         fastnn.Trainer(nn, "mse").train(X, Y * np.float32(1e30), None, None, 3, 1e30, batch_size=8, optimizer="sgd")
     np.testing.assert_array_equal(nn.params, before)
+
+
+@needs_onednn
+def test_fastnn_compile_covers_the_bfloat16_kernels():
+    from fastnn._app.compile import _warm_bfloat16
+    from fastnn.kernels import bf16 as kernels_bf16
+
+    _warm_bfloat16()
+    for kernel in (kernels_bf16.fit_epoch, kernels_bf16.evaluate, kernels_bf16.predict):
+        assert kernel.signatures, f"{kernel.__name__} was not compiled by fastnn compile's warm-up"
+
+
+def test_fastnn_compile_skips_bfloat16_where_it_cannot_run(monkeypatch):
+    from fastnn._app.compile import _warm_bfloat16
+
+    monkeypatch.setattr(core_bf16, "availability", lambda: "no oneDNN (test)")
+    built = []
+    monkeypatch.setattr(fastnn._app.compile, "NeuralNetwork", lambda *a, **k: built.append(k))
+    _warm_bfloat16()
+    assert built == []
