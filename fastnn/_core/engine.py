@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from . import split as _split, threads
 from .dropout import kernel_thresholds
 from .fpu import flushing_subnormals
-from ..kernels import codes, epoch, network, split
+from ..kernels import codes, epoch, losses, network, split
 from ..kernels.bundles import Data, Dropout, Net, Optimizer, Scratch, SklearnObjective, TutorialObjective
 
 # Rows x total layer width of the scratch of full-batch passes and predict: bounds the
@@ -32,6 +32,10 @@ LBFGS_SPLIT_MIN_MACS = 2_000_000
 # Elements per chunk of a guarded epoch's full check of an update (kernels/guard.py):
 # three chunk buffers of this size, a few KiB, instead of copies of the state.
 GUARD_CHUNK = 1024
+# Stop flags that never stop an epoch: a guard's requests (0) never reach 2**62. Every
+# tutorial epoch takes a guard (float32/float64 and bfloat16 engines alike), so that its
+# kernel compiles once per dtype.
+NEVER_STOP = np.array([0, 1 << 62], dtype=np.int64)
 
 
 def kernel_array(a, dtype):
@@ -294,6 +298,16 @@ def evaluate(spec, theta, data, idx, objective, work):
     """(weighted mean metric loss, correct count) on rows ``idx``, chunks of the workspace's rows."""
     with flushing_subnormals():
         return epoch.evaluate(data, idx, work.rows, spec.net(theta), objective, work.scratch)
+
+
+def mean_loss(A, Y, loss_code, clip_eps):
+    """The mean loss of outputs A against targets Y (unit weights)."""
+    return losses.loss_sum(A, Y, np.empty(0, dtype=A.dtype), loss_code, clip_eps) / A.shape[0]
+
+
+def all_finite(a):
+    """Whether every value of ``a`` is finite."""
+    return network.all_finite(a)
 
 
 def predict(spec, theta, X):

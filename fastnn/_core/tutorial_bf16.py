@@ -9,13 +9,7 @@ Dropout is not supported yet (its forward pass is a kernel of its own).
 """
 import contextlib
 
-import numpy as np
-
 from . import bf16, engine
-from ..kernels import losses, network
-
-# Stop flags that never stop an epoch (as tutorial_engine's: importing them would be a cycle).
-NEVER = np.array([0, 1 << 62], dtype=np.int64)
 
 
 class BFloat16Engine:
@@ -35,7 +29,8 @@ class BFloat16Engine:
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
         objective = net._spec.objective(net.loss_code, metric_code, l2=l2, l2_summed=l2_batch)
         loss, _, state.t, _ = bf16.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
-                                             objective, engine.optimizer(optimizer, state, lr), None, work, NEVER)
+                                             objective, engine.optimizer(optimizer, state, lr), None, work,
+                                             engine.NEVER_STOP)
         return loss
 
     @staticmethod
@@ -48,7 +43,8 @@ class BFloat16Engine:
         objective = net._spec.objective(net.loss_code, metric_code, acc_kind, l2=l2)
         loss, correct, state.t, status = bf16.fit_epoch(
             net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, batch_size, objective,
-            engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), work, NEVER if stop is None else stop,
+            engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), work,
+            engine.NEVER_STOP if stop is None else stop,
         )
         return loss, correct, int(stream[1]), status
 
@@ -61,13 +57,8 @@ class BFloat16Engine:
     def predict(net, X, work=None):
         return bf16.predict(net._spec, net.params, X)
 
-    @staticmethod
-    def mean_loss(A, Y, loss_code, clip_eps):
-        return losses.loss_sum(A, Y, np.empty(0, dtype=A.dtype), loss_code, clip_eps) / A.shape[0]
-
-    @staticmethod
-    def all_finite(a):
-        return network.all_finite(a)
+    mean_loss = staticmethod(engine.mean_loss)
+    all_finite = staticmethod(engine.all_finite)
 
     @staticmethod
     def with_compute_dtype(compute_dtype):

@@ -8,14 +8,7 @@ accuracy is counted on the same outputs.
 """
 import contextlib
 
-import numpy as np
-
 from . import engine, precompile as _precompile, threads
-from ..kernels import losses, network
-
-# Stop flags that never stop an epoch: a guard's requests (0) never reach 2**62. Every
-# tutorial epoch takes a guard, so that its kernel compiles once per dtype.
-NEVER = np.array([0, 1 << 62], dtype=np.int64)
 
 
 class KernelEngine:
@@ -55,7 +48,7 @@ class KernelEngine:
         objective = net._spec.objective(net.loss_code, metric_code, l2=l2, l2_summed=l2_batch)
         loss, _, state.t, _, _ = engine.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
                                                   objective, engine.optimizer(optimizer, state, lr), None, None, work,
-                                                  NEVER)
+                                                  engine.NEVER_STOP)
         return loss
 
     @staticmethod
@@ -73,7 +66,7 @@ class KernelEngine:
         loss, correct, state.t, counter, status = engine.fit_epoch(
             net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, batch_size, objective,
             engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), dropout, work,
-            NEVER if stop is None else stop,
+            engine.NEVER_STOP if stop is None else stop,
         )
         return loss, correct, counter if dropout is not None else int(stream[1]), status
 
@@ -94,13 +87,8 @@ class KernelEngine:
             return engine.predict_test(net._spec, net.params, work)
         return engine.predict(net._spec, net.params, X)
 
-    @staticmethod
-    def mean_loss(A, Y, loss_code, clip_eps):
-        return losses.loss_sum(A, Y, np.empty(0, dtype=A.dtype), loss_code, clip_eps) / A.shape[0]
-
-    @staticmethod
-    def all_finite(a):
-        return network.all_finite(a)
+    mean_loss = staticmethod(engine.mean_loss)
+    all_finite = staticmethod(engine.all_finite)
 
     @staticmethod
     def with_compute_dtype(compute_dtype):
