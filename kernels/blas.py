@@ -29,7 +29,7 @@ from numba import types
 from ._jit import jit
 from .cblas import NO_TRANS, ROW_MAJOR, SIGNATURES, TRANS
 
-_sgemm, _dgemm, _sdot, _ddot = (types.ExternalFunction(name, sig) for name, sig in SIGNATURES.items())
+_sgemm, _dgemm, _sdot, _ddot = (types.ExternalFunction(f"fastnn_{routine}", sig) for routine, sig in SIGNATURES.items())
 
 
 # -- which library: found at import, before any kernel is linked ----------------------------
@@ -50,10 +50,10 @@ def _numpy_openblas():
 
 
 def _fallback_adapters():
-    """Addresses of ``cfunc`` adapters with the CBLAS interface over Numba's np.dot."""
+    """{routine: address} of ``cfunc`` adapters with the CBLAS interface over Numba's np.dot."""
     from . import blas_fallback
 
-    return {name: getattr(blas_fallback, name[len("fastnn_"):]).address for name in SIGNATURES}
+    return {routine: getattr(blas_fallback, routine).address for routine in SIGNATURES}
 
 
 def _register():
@@ -68,8 +68,8 @@ def _register():
     found = None if asked == "scipy" else _numpy_openblas()
     if found is not None:
         lib, prefix, path = found
-        addresses = {name: ctypes.cast(getattr(lib, f"{prefix}cblas_{name[len('fastnn_'):]}64_"), ctypes.c_void_p).value
-                     for name in SIGNATURES}
+        addresses = {routine: ctypes.cast(getattr(lib, f"{prefix}cblas_{routine}64_"), ctypes.c_void_p).value
+                     for routine in SIGNATURES}
         describe = getattr(lib, f"{prefix}openblas_get_config64_", None)
         config = ""
         if describe is not None:
@@ -80,8 +80,8 @@ def _register():
         addresses = _fallback_adapters()
         reason = "FASTNN_BLAS=scipy" if asked == "scipy" else "this NumPy bundles no OpenBLAS"
         what = f"SciPy's BLAS through Numba's np.dot ({reason})"
-    for name, address in addresses.items():
-        llvm.add_symbol(name, address)
+    for routine, address in addresses.items():
+        llvm.add_symbol(f"fastnn_{routine}", address)
     return what, found is not None
 
 

@@ -45,7 +45,7 @@ def _dot(n, x, incx, y, incy):
 
 with warnings.catch_warnings():  # np.dot on views: as np.dot in the kernels did before
     warnings.simplefilter("ignore", NumbaPerformanceWarning)
-    sgemm = cfunc(SIGNATURES["fastnn_sgemm"], cache=True)(_gemm)
-    dgemm = cfunc(SIGNATURES["fastnn_dgemm"], cache=True)(_gemm)
-    sdot = cfunc(SIGNATURES["fastnn_sdot"], cache=True)(_dot)
-    ddot = cfunc(SIGNATURES["fastnn_ddot"], cache=True)(_dot)
+    sgemm = cfunc(SIGNATURES["sgemm"], cache=True)(_gemm)
+    dgemm = cfunc(SIGNATURES["dgemm"], cache=True)(_gemm)
+    sdot = cfunc(SIGNATURES["sdot"], cache=True)(_dot)
+    ddot = cfunc(SIGNATURES["ddot"], cache=True)(_dot)

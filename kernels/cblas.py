@@ -17,9 +17,10 @@ def _dot_type(t):
     return t(_i64, p, _i64, p, _i64)
 
 
+# Each routine's type; the kernels call it as the symbol ``fastnn_<routine>``.
 SIGNATURES = {
-    "fastnn_sgemm": _gemm_type(types.float32),
-    "fastnn_dgemm": _gemm_type(types.float64),
-    "fastnn_sdot": _dot_type(types.float32),
-    "fastnn_ddot": _dot_type(types.float64),
+    "sgemm": _gemm_type(types.float32),
+    "dgemm": _gemm_type(types.float64),
+    "sdot": _dot_type(types.float32),
+    "ddot": _dot_type(types.float64),
 }
