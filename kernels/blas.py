@@ -94,7 +94,7 @@ def library():
 
 
 # -- the products the kernels use ----------------------------------------------------------
-@jit(inline="always")
+@jit
 def _operand(X):
     """(CBLAS transpose flag, leading dimension) under which X's memory is op(X) row-major,
     or (0, 0) when it is not (elements not contiguous along one axis)."""
@@ -112,7 +112,11 @@ def matmul(A, B, C):
     np.dot(A, B, C)
 
 
-@numba.extending.overload(matmul, inline="always")
+# Not inlined at Numba's IR level (nor are _operand and other_layout): inlined, their layout
+# tests made Numba's SSA pass warn ("NumbaIRAssumptionWarning ... please report") 18 times in
+# a user's first fit, and each caller typed and lowered them again (a cold tutorial compile
+# took a third longer). A call per product costs nothing measurable (the S epoch is unchanged).
+@numba.extending.overload(matmul)
 def _matmul(A, B, C):
     gemm = _sgemm if C.dtype == types.float32 else _dgemm
     scalar = numba.np.numpy_support.as_dtype(C.dtype).type
@@ -125,7 +129,7 @@ def _matmul(A, B, C):
         def other_layout(A, B, C):
             C[:, :] = np.dot(A, B)  # np.dot writes only a contiguous ``out``
 
-    other_layout = numba.njit(inline="always")(other_layout)
+    other_layout = numba.njit(other_layout)
 
     def impl(A, B, C):
         m, n = C.shape

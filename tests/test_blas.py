@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numba
 import numpy as np
@@ -62,6 +63,27 @@ def test_dot(dtype, rng):
     assert _dot(x, x) == pytest.approx(float(x.astype(np.float64) @ x), rel=1e-5)
     assert _dot(x[::3], x[::3]) == pytest.approx(float(x[::3].astype(np.float64) @ x[::3]), rel=1e-5)
     assert _dot(x[:0], x[:0]) == 0.0
+
+
+def test_matmul_compiles_into_branchy_callers_without_numba_warnings():
+    # Inlined at Numba's IR level, matmul's layout tests made Numba's SSA pass warn
+    # ("NumbaIRAssumptionWarning ... please report") 18 times in a user's first fit.
+    @numba.njit
+    def backward_like(X, W, D, D_prev, n_layers):
+        for layer in range(n_layers - 1, -1, -1):
+            if layer > 0:
+                blas.matmul(X.T, D, W)
+                blas.matmul(D, W.T, D_prev)
+            else:
+                blas.matmul(X.T, D, W)
+
+    X, D, W, D_prev = np.ones((4, 3)), np.ones((4, 2)), np.zeros((3, 2)), np.zeros((4, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backward_like(X, W, D, D_prev, 2)
+    assert not [w for w in caught if issubclass(w.category, numba.core.errors.NumbaPedanticWarning)]
+    np.testing.assert_array_equal(W, X.T @ D)
+    np.testing.assert_array_equal(D_prev, D @ W.T)
 
 
 @pytest.mark.skipif(not NUMPY_HAS_OPENBLAS, reason="this NumPy bundles no OpenBLAS")
