@@ -272,6 +272,26 @@ def test_onnx_export_computes_float32_products():
     assert np.max(np.abs(probabilities - P16)) > 1e-4
 
 
+@needs_onednn
+def test_fastnn_compile_covers_the_sklearn_bfloat16_epochs():
+    from fastnn._app.compile import _warm_sklearn_bfloat16
+    from fastnn.kernels import bf16 as kernels_bf16
+    from fastnn.kernels.bundles import SklearnObjective
+
+    _warm_sklearn_bfloat16()
+    compiled = {(sig[4].instance_class, str(sig[6])) for sig in kernels_bf16.fit_epoch.signatures}
+    assert {(SklearnObjective, "none"), (SklearnObjective, "float64")} <= compiled
+    assert kernels_bf16.predict.signatures
+
+
+def test_fastnn_compile_skips_the_sklearn_bfloat16_epochs_where_they_cannot_run(monkeypatch):
+    from fastnn._app.compile import _warm_sklearn_bfloat16
+
+    monkeypatch.setattr(core_bf16, "availability", lambda: "no oneDNN (test)")
+    monkeypatch.setattr(fastnn.sklearn, "MLPClassifier", lambda *a, **k: pytest.fail("an estimator was built"))
+    _warm_sklearn_bfloat16()
+
+
 # -- error paths: these need no oneDNN ---------------------------------------------------------
 @pytest.mark.parametrize("params, message", [
     (dict(solver="lbfgs"), r"compute_dtype='bfloat16' needs a stochastic solver \('adam' or 'sgd'\); "
