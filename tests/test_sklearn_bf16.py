@@ -144,7 +144,7 @@ def test_fit_matches_sklearn_with_bf16_products(kind, target, weighted, params):
 
 
 @needs_onednn
-def test_partial_fit_matches_sklearn_with_bf16_products():
+def test_partial_fit_and_warm_start_match_sklearn_with_bf16_products():
     ours, oracle = pair("clf", {}, compute_dtype="bfloat16")
     with bf16_sklearn():
         for _ in range(3):
@@ -152,6 +152,14 @@ def test_partial_fit_matches_sklearn_with_bf16_products():
             oracle.partial_fit(X, Y_MULTI, classes=[0, 1, 2])
     np.testing.assert_allclose(ours.loss_curve_, oracle.loss_curve_, rtol=1e-5)
     assert max_param_diff(ours, oracle) <= 1e-3 * ours.learning_rate_init
+    ours, oracle = pair("reg", dict(warm_start=True, max_iter=3), compute_dtype="bfloat16")
+    with bf16_sklearn():
+        for est in (ours, oracle):
+            quiet(est.fit, X, Y_REG)
+            quiet(est.set_params(solver="sgd", learning_rate_init=0.01).fit, X, Y_REG)
+    assert len(ours.loss_curve_) == 6
+    np.testing.assert_allclose(ours.loss_curve_, oracle.loss_curve_, rtol=1e-5)
+    assert max_param_diff(ours, oracle) <= 1e-3 * 0.01
 
 
 @needs_onednn
