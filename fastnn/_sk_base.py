@@ -27,20 +27,23 @@ class _BaseMLP(BaseEstimator):
     """Shared by MLPClassifier and MLPRegressor; not for direct use."""
 
     # scikit-learn's own constraint objects (so the messages are its messages, word for
-    # word), with fastnn's extra activations, dropout, weight_decay and dtype. A sequence of dropout
-    # rates is checked element by element at fit, when the number of hidden layers is known.
+    # word), with fastnn's extra activations, dropout, weight_decay, dtype and compute_dtype. A sequence
+    # of dropout rates is checked element by element at fit, when the number of hidden layers is known.
     _parameter_constraints: dict = {
         **_SkMLP._parameter_constraints,
         "activation": [StrOptions(set(engine.HIDDEN_ACTIVATIONS))],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left"), "array-like"],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+        "compute_dtype": [None, StrOptions({"bfloat16"})],
     }
 
     # -- the network as the kernels see it -------------------------------------------------
     def _spec(self):
         units = [self.coefs_[0].shape[0]] + [W.shape[1] for W in self.coefs_]
-        return engine.Spec(units, self.activation, self.out_activation_, self.coefs_[0].dtype)
+        # getattr: an estimator pickled before compute_dtype existed predicts as it did.
+        return engine.Spec(units, self.activation, self.out_activation_, self.coefs_[0].dtype,
+                           getattr(self, "compute_dtype", None))
 
     def _theta(self, spec):
         """The flat parameters: the cached buffer while coefs_/intercepts_ still view it."""
@@ -71,6 +74,8 @@ class _BaseMLP(BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit_dtype(self, X):
+        if self.compute_dtype is not None:
+            return np.dtype(np.float32)  # bfloat16 products train float32 master weights
         if self.dtype is not None:
             return np.dtype(self.dtype)
         return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
@@ -99,7 +104,7 @@ class _BaseMLP(BaseEstimator):
             W, b = self._init_coef(fan_in, fan_out, dtype)
             coefs.append(W)
             intercepts.append(b)
-        spec = engine.Spec(layer_units, self.activation, self.out_activation_, dtype)
+        spec = engine.Spec(layer_units, self.activation, self.out_activation_, dtype, self.compute_dtype)
         self._set_theta(spec, spec.pack(coefs, intercepts))
         self._best_theta = self._packed.copy()
         if self.solver in _STOCHASTIC_SOLVERS:
@@ -133,6 +138,8 @@ class _BaseMLP(BaseEstimator):
                 f"weight_decay={self.weight_decay!r} with solver={self.solver!r}: use alpha (an L2 term in the "
                 "loss) with 'lbfgs', or another solver."
             )
+        if self.compute_dtype is not None:
+            self._check_compute_dtype(thresholds)
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -161,11 +168,25 @@ class _BaseMLP(BaseEstimator):
         else:
             self._fit_lbfgs(spec, theta, data)
         if not np.isfinite(self._packed).all():
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may"
-                " contain large values and need to be preprocessed."
-            )
+            raise ValueError(engine.NON_FINITE)
         return self
+
+    def _check_compute_dtype(self, thresholds):
+        """What compute_dtype='bfloat16' cannot do (before anything is loaded), then whether
+        it can run here: ``fastnn.BFloat16Unavailable`` names the missing extra or CPU feature."""
+        given = f"compute_dtype={self.compute_dtype!r}"
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            # No full-batch bfloat16 kernel, and L-BFGS's line search needs a loss and a
+            # gradient that agree to more than bfloat16's 8 bits.
+            raise ValueError(f"{given} needs a stochastic solver ('adam' or 'sgd'); got solver={self.solver!r}. "
+                             "Use compute_dtype=None with 'lbfgs'.")
+        if self.dtype is not None and np.dtype(self.dtype) != np.float32:
+            raise ValueError(f"{given} trains float32 weights (bfloat16 products, float32 master weights); got "
+                             f"dtype={self.dtype!r}. Use dtype=None or 'float32', or compute_dtype=None.")
+        if np.any(thresholds > 0):
+            raise ValueError(f"dropout is not supported with {given} yet; got dropout={self.dropout!r}. "
+                             "Use dropout=0 or compute_dtype=None.")
+        engine.require(self.compute_dtype)
 
     def _fit_lbfgs(self, spec, theta, data):
         order = spec.sklearn_order()  # scipy sees scikit-learn's packing: the same iterates

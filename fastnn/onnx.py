@@ -44,7 +44,9 @@ def to_onnx(model, X_sample=None, *, path=None, opset=None):
         A ``fastnn.NeuralNetwork`` (or ``fastnn.reference.NeuralNetwork``) of any depth
         and activations; a fitted ``fastnn.MLPClassifier`` or ``MLPRegressor``; or a
         fitted scikit-learn ``Pipeline`` (or any estimator skl2onnx converts) that
-        contains them, converted by skl2onnx with fastnn's converters.
+        contains them, converted by skl2onnx with fastnn's converters. A model trained
+        with ``compute_dtype='bfloat16'`` exports its float32 weights with float32
+        products: the graph computes what ``predict`` does with ``compute_dtype=None``.
     X_sample : array-like of shape (n_samples, n_features), optional
         A few input rows. Their dtype sets the type of the ONNX input (float32 or
         float64; the graph computes in the model's dtype whatever the input's, as

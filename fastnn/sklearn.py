@@ -14,7 +14,8 @@ Extensions, off by default: hidden activations 'leaky_relu' (slope 0.01) and 'el
 fitting with 'adam' or 'sgd'; masks from ``fastnn.kernels.dropout``'s counter-based
 stream, keyed by ``random_state``) and the keyword-only ``dtype`` (compute in float32
 or float64 whatever the input's dtype; by default float32 input stays float32, anything
-else becomes float64).
+else becomes float64), and the keyword-only ``compute_dtype='bfloat16'`` (bfloat16 matrix
+products on float32 weights, through oneDNN: ``fastnn._core.bf16``).
 """
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
@@ -57,6 +58,20 @@ _PARAMS_DOC = """
         from the weights (not the intercepts), W taken before the update. Unlike
         ``alpha`` it is not part of the loss. Only with solver='adam' or 'sgd' (it is an
         update rule: with 'lbfgs' a value > 0 raises a ValueError). 0 is exactly no decay.
+    compute_dtype : {{'bfloat16'}}, default=None
+        Keyword-only fastnn extension: the precision of the matrix products. None: the
+        weights' dtype. 'bfloat16': the operands of every product (while fitting, and in
+        ``predict``/``predict_proba``, so also early stopping's validation scores) are
+        rounded to bfloat16 and accumulate in float32, through oneDNN; the weights
+        (float32 master weights: ``dtype=None`` trains float32 whatever the input's
+        dtype), the optimizer state, the loss and every element-wise pass stay float32.
+        Faster for wide hidden layers, accurate to about 2^-8 of each product
+        (docs/training.md, "Mixed precision"). Only with solver='adam' or 'sgd', without
+        dropout, and with ``dtype`` None or 'float32': otherwise a ValueError. Needs
+        ``pip install 'fastnn[bf16]'`` and a CPU with AVX512-BF16, else fit (and predict)
+        raise ``fastnn.BFloat16Unavailable`` saying which is missing. ``predict`` reads
+        the current value: ``set_params(compute_dtype=None)`` predicts a bfloat16-trained
+        estimator with float32 products. ``fastnn.to_onnx`` exports float32 products.
 """
 
 
@@ -70,6 +85,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
         early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
         n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0, weight_decay=0.0,
+        compute_dtype=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -97,6 +113,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.dtype = dtype
         self.dropout = dropout
         self.weight_decay = weight_decay
+        self.compute_dtype = compute_dtype
 
     loss = "log_loss"  # scikit-learn's classifier has it as a fixed attribute, not a parameter
     _score_function = staticmethod(accuracy_score)
@@ -185,6 +202,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
         nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
         epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype=None, dropout=0.0, weight_decay=0.0,
+        compute_dtype=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -213,6 +231,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.dtype = dtype
         self.dropout = dropout
         self.weight_decay = weight_decay
+        self.compute_dtype = compute_dtype
 
     _score_function = staticmethod(r2_score)
 

@@ -288,3 +288,20 @@ def test_fastnn_compile_skips_bfloat16_where_it_cannot_run(monkeypatch):
     monkeypatch.setattr(fastnn._app.compile, "NeuralNetwork", lambda *a, **k: built.append(k))
     _warm_bfloat16()
     assert built == []
+
+
+@needs_onednn
+def test_onnx_export_computes_float32_products():
+    """fastnn.to_onnx of a bfloat16 network: its float32 weights with float32 products
+    (documented), within test_onnx.py's float32 tolerance of the float32 network."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    nn, _ = pair((6, 9, 2))
+    f32 = fastnn.NeuralNetwork(6, [9], 2, "mse", activation="relu", output_activation="identity", dtype="float32",
+                               seed=3, init="he")
+    np.testing.assert_array_equal(f32.params, nn.params)
+    X, _ = data(20, 6, 2)
+    session = ort.InferenceSession(fastnn.to_onnx(nn).SerializeToString(), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {"X": X})
+    np.testing.assert_allclose(out, f32.forward(X), rtol=1e-5, atol=1e-5)
+    assert np.max(np.abs(out - nn.forward(X))) > 1e-4

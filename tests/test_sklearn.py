@@ -226,10 +226,11 @@ def test_signatures_match_sklearn():
         assert list(p_ours)[: len(p_theirs)] == list(p_theirs)
         for name, p in p_theirs.items():
             assert p_ours[name].default == p.default and p_ours[name].kind == p.kind
-        assert list(p_ours)[len(p_theirs):] == ["dtype", "dropout", "weight_decay"]
-        assert all(p_ours[name].kind == inspect.Parameter.KEYWORD_ONLY for name in ("dtype", "dropout", "weight_decay"))
+        extensions = ["dtype", "dropout", "weight_decay", "compute_dtype"]
+        assert list(p_ours)[len(p_theirs):] == extensions
+        assert all(p_ours[name].kind == inspect.Parameter.KEYWORD_ONLY for name in extensions)
         assert p_ours["dtype"].default is None and p_ours["dropout"].default == 0.0
-        assert p_ours["weight_decay"].default == 0.0
+        assert p_ours["weight_decay"].default == 0.0 and p_ours["compute_dtype"].default is None
     assert list(inspect.signature(MLPRegressor).parameters)[0] == "loss"
     assert fastnn.MLPClassifier is MLPClassifier and fastnn.MLPRegressor is MLPRegressor
 

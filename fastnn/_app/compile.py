@@ -107,6 +107,25 @@ def _warm_sklearn(dtype):
             MLPClassifier(hidden_layer_sizes=(64,), solver="lbfgs", max_iter=2, random_state=0).fit(X, labels)
     finally:
         threads._budget = budget
+    if dtype == "float32":
+        _warm_sklearn_bfloat16()
+
+
+def _warm_sklearn_bfloat16():
+    """The estimators' compute_dtype='bfloat16' epochs (scikit-learn's objective, with and
+    without weight decay), where they can run; their predict is the tutorial face's."""
+    from .._core import bf16
+    from ..sklearn import MLPClassifier
+
+    if bf16.availability() is not None:
+        return
+    X, labels, _ = _data("float32", 60, 4, 3)
+    for weight_decay in (0.0, 0.1):
+        clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=1, random_state=0, weight_decay=weight_decay,
+                            compute_dtype="bfloat16")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # not converged in 1 iteration: on purpose
+            clf.fit(X, labels).predict_proba(X)
 
 
 WARM = {"tutorial": _warm_tutorial, "sklearn": _warm_sklearn}

@@ -6,6 +6,11 @@ Its objective: scikit-learn's losses (half squared error, half Poisson deviance,
 log losses: codes.SK_*), summed with sample weights and divided by the batch's weight
 sum; ``alpha`` is the engine's ``l2_summed`` (0.5 alpha sum(W^2) / sum(w)). The loss
 reported is the one trained, measured before each batch's update.
+
+``compute_dtype='bfloat16'`` (float32 networks): the minibatch epochs and the outputs
+(``predict``, and so early stopping's validation scores) run on the bfloat16 kernels
+(``fastnn._core.bf16``, imported only then), the same objective with bfloat16 matrix
+products. Those kernels have no full-batch loss and gradient (L-BFGS) and no dropout.
 """
 import contextlib
 
@@ -33,24 +38,53 @@ OUTPUTS = {
 }
 # The estimators' data in the kernels' form: X dense or sparse (CSR parts), as the engine takes it.
 data = engine.data
+# scikit-learn's message when a fit ends with non-finite weights (a bfloat16 epoch stops
+# before writing them, and says the same).
+NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values and need to be "
+              "preprocessed.")
 
 
 class Spec(engine.Spec):
     """A network described with scikit-learn's names (hidden ``activation``,
-    ``out_activation_``); ``loss_code`` is the loss that goes with its output."""
+    ``out_activation_``); ``loss_code`` is the loss that goes with its output, and
+    ``compute_dtype`` the precision of its matrix products (None: ``dtype``'s)."""
 
-    def __init__(self, layer_units, activation, out_activation, dtype):
+    def __init__(self, layer_units, activation, out_activation, dtype, compute_dtype=None):
         out_code, self.loss_code = OUTPUTS[out_activation]
         hidden = tables.ACTIVATIONS[HIDDEN_ACTIVATIONS[activation]]
         alpha = tables.DEFAULT_ALPHA.get(HIDDEN_ACTIVATIONS[activation], 0.0)
         super().__init__(layer_units, [hidden] * (len(layer_units) - 2) + [out_code], alpha, dtype)
+        if compute_dtype is not None and self.dtype != np.float32:
+            # The estimator checks its fit; this catches weights fitted in float64 and then
+            # asked for bfloat16 (set_params) to predict or to continue.
+            raise ValueError(f"compute_dtype={compute_dtype!r} computes with float32 weights; these are "
+                             f"{self.dtype.name}: refit with compute_dtype={compute_dtype!r} (or predict with "
+                             "compute_dtype=None).")
+        self.compute_dtype = compute_dtype
 
     def sk_objective(self, alpha):
         return self.objective(self.loss_code, l2_summed=alpha)
 
 
+def require(compute_dtype):
+    """Check that matrix products in ``compute_dtype`` can run here (None always can):
+    raises ``fastnn.BFloat16Unavailable`` saying what is missing. Loads oneDNN."""
+    if compute_dtype is not None:
+        _bf16()
+
+
+def _bf16():
+    """``fastnn._core.bf16`` with its kernels loaded (imported only when asked for)."""
+    from . import bf16
+
+    bf16.kernels()
+    return bf16
+
+
 def workspace(spec, rows, dropout=False):
     """Scratch for batches (or chunks) of at most ``rows`` rows."""
+    if spec.compute_dtype is not None:
+        return _bf16().workspace(spec, rows)  # no dropout gates: the estimator refuses dropout
     _precompile.announce("sklearn", spec.dtype)
     return engine.Workspace(spec, rows, dropout)
 
@@ -72,8 +106,21 @@ def lbfgs_calls(work):
 def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work, thresholds=None, stream=(0, 0)):
     """One epoch over rows ``idx``: updates theta and the optimizer state. ``thresholds``
     (L - 1,) int64 with ``stream`` = (key, counter) for dropout, None for none (the
-    workspace then needs no gates). Returns (the loss, the stream's new counter)."""
+    workspace then needs no gates). Returns (the loss, the stream's new counter).
+
+    In bfloat16 (``spec.compute_dtype``) the epoch is guarded (kernels/guard.py): a batch
+    whose loss or update is not finite stops it with scikit-learn's ValueError (NON_FINITE),
+    the weights left at the last finite step."""
     state = opt.state
+    if spec.compute_dtype is not None:
+        bf16 = _bf16()
+        loss, _, state.t, status = bf16.fit_epoch(
+            spec, theta, data, idx, batch_size, spec.sk_objective(alpha),
+            engine.optimizer(opt, state, opt.learning_rate), engine.decay(opt.weight_decay), work, engine.NEVER_STOP,
+        )
+        if status == codes.DIVERGED:
+            raise ValueError(NON_FINITE)
+        return loss, 0
     loss, _, state.t, counter, _ = engine.fit_epoch(
         spec, theta, data, idx, batch_size, spec.sk_objective(alpha), engine.optimizer(opt, state, opt.learning_rate),
         engine.decay(opt.weight_decay), engine.dropout(thresholds, stream), work,
@@ -87,10 +134,15 @@ def loss_grad(spec, data, idx, theta, alpha, work):
 
 
 def predict(spec, theta, X):
-    """Network output (n, n_outputs) for a validated X (dense or sparse), in chunks."""
-    _precompile.announce("sklearn", spec.dtype)
+    """Network output (n, n_outputs) for a validated X (dense or sparse), in chunks, with
+    the products in ``spec.compute_dtype``."""
+    if spec.compute_dtype is not None:
+        forward = _bf16().predict
+    else:
+        _precompile.announce("sklearn", spec.dtype)
+        forward = engine.predict
     if not sp.issparse(X):
-        return engine.predict(spec, theta, engine.kernel_array(X, spec.dtype))
+        return forward(spec, theta, engine.kernel_array(X, spec.dtype))
     X = sp.csr_matrix(X)
     n = X.shape[0]
     chunk = spec.chunk_rows(n)
@@ -98,7 +150,7 @@ def predict(spec, theta, X):
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         # Densify one chunk at a time: never the whole matrix.
-        out[start:stop] = engine.predict(spec, theta, engine.kernel_array(X[start:stop].toarray(), spec.dtype))
+        out[start:stop] = forward(spec, theta, engine.kernel_array(X[start:stop].toarray(), spec.dtype))
     return out
 
 
