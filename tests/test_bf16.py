@@ -27,8 +27,10 @@ roundoff; one bfloat16 ulp is at most 2^-7 relative, 8 significant bits):
 Compiled signatures are kept to one of each bf16 kernel (float32, the tutorial's
 objective, dense rows): every network below shares them.
 """
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -278,6 +280,28 @@ def test_fastnn_compile_covers_the_bfloat16_kernels():
     _warm_bfloat16()
     for kernel in (kernels_bf16.fit_epoch, kernels_bf16.evaluate, kernels_bf16.predict):
         assert kernel.signatures, f"{kernel.__name__} was not compiled by fastnn compile's warm-up"
+
+
+@needs_onednn
+def test_info_reports_the_bfloat16_kernels_and_a_coming_compile_warns(monkeypatch, capsys):
+    from fastnn._app import cli
+    from fastnn._app.compile import _warm_bfloat16
+    from fastnn._core import precompile
+
+    _warm_bfloat16()
+    assert precompile.status(precompile.BFLOAT16, "float32")[0] == "ready"
+    assert cli.main(["info", "--no-threading-probe"]) == 0
+    assert re.search(r"kernels: bfloat16 float32 +ready: compiled for this machine", capsys.readouterr().out)
+    # Where they are not compiled, the first bfloat16 kernel load says so once, naming the command.
+    monkeypatch.setattr(precompile, "status", lambda face, dtype: ("compile", f"no compiled {face} kernels (test)"))
+    monkeypatch.setattr(precompile, "_announced", set())
+    monkeypatch.setattr(core_bf16, "_kernels", None)
+    with pytest.warns(precompile.CompileWarning, match="compiling its bfloat16 kernels for float32.*fastnn compile"):
+        core_bf16.kernels()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monkeypatch.setattr(core_bf16, "_kernels", None)
+        core_bf16.kernels()  # once per process
 
 
 def test_fastnn_compile_skips_bfloat16_where_it_cannot_run(monkeypatch):

@@ -271,6 +271,10 @@ def cmd_info(args) -> int:
             state, reason = _precompile.status(face, dtype)
             hint = f" (run `{_precompile.COMPILE_COMMAND}`)" if state == "compile" else ""
             rows.append((f"kernels: {face} {dtype}", f"{state}: {reason}{hint}"))
+    if bf16.availability() is None:  # their cache is read, oneDNN is not loaded
+        state, reason = _precompile.status(_precompile.BFLOAT16, "float32")
+        hint = f" (run `{_precompile.COMPILE_COMMAND}`)" if state == "compile" else ""
+        rows.append(("kernels: bfloat16 float32", f"{state}: {reason}{hint}"))
     for env in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY"):
         rows.append((env, os.environ.get(env, "unset")))
     width = max(len(k) for k, _ in rows)

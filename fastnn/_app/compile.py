@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import kernels
 from .._core import threads
-from .._core.precompile import DTYPES, FACES, expect_compile, read_index
+from .._core.precompile import BFLOAT16, DTYPES, FACES, expect_compile, read_index
 from ..network import NeuralNetwork
 from ..trainer import Trainer
 
@@ -69,6 +69,7 @@ def _warm_bfloat16():
 
     if bf16.availability() is not None:
         return
+    expect_compile(BFLOAT16, "float32")
     X, labels, Y = _data("float32", 40, 4, 3)
     nn = NeuralNetwork(4, [5, 4], 3, "categorical_crossentropy", activation="relu", dtype="float32", seed=0,
                        compute_dtype="bfloat16")
@@ -119,6 +120,7 @@ def _warm_sklearn_bfloat16():
 
     if bf16.availability() is not None:
         return
+    expect_compile(BFLOAT16, "float32")
     X, labels, _ = _data("float32", 60, 4, 3)
     for weight_decay in (0.0, 0.1):
         clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=1, random_state=0, weight_decay=weight_decay,

@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from . import engine, threads
+from . import engine, precompile, threads
 from ..errors import BFloat16Unavailable
 from .fpu import flushing_subnormals
 
@@ -90,6 +90,7 @@ def kernels():
             from ..kernels import bf16
 
             _kernels = bf16
+            precompile.announce(precompile.BFLOAT16, np.float32)  # warns when they will compile now
         return _kernels
 
 

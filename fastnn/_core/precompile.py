@@ -31,8 +31,16 @@ class CompileWarning(UserWarning):
 
 
 # -- is it compiled? ----------------------------------------------------------------------------
+BFLOAT16 = "bfloat16"  # for ``status`` and ``announce``: the bfloat16 kernels both faces share
+
+
 def _entry_kernels(face):
-    """The compiled functions a face's fits call first (everything else is inside them)."""
+    """The compiled functions a face's fits call first (everything else is inside them);
+    for BFLOAT16, those of kernels/bf16.py (reading their cache loads no oneDNN)."""
+    if face == BFLOAT16:
+        from ..kernels import bf16
+
+        return [bf16.fit_epoch, bf16.predict]
     from ..kernels import epoch, network, split
 
     if face == "tutorial":
@@ -73,7 +81,7 @@ def _index(dispatcher):
 
 
 def status(face, dtype):
-    """(state, reason) of a face's kernels for ``dtype`` on this machine: state is
+    """(state, reason) of a face's kernels (or BFLOAT16's: float32) for ``dtype`` on this machine: state is
     'ready' (compiled code in the cache for this CPU, numba, Python and source),
     'compile' (the first fit will compile, for ``reason``) or 'interpreted' (the JIT is off)."""
     from numba.core import config
