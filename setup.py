@@ -52,7 +52,7 @@ def compile_kernels(package_parent):
     env, which = target_environment()
     env["PYTHONPATH"] = os.pathsep.join([str(package_parent)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.pop("NUMBA_CACHE_DIR", None)  # the cache goes next to the kernels being installed
-    log(f"compiling the kernels for this machine with {which} (about a minute; FASTNN_PRECOMPILE=0 skips this)")
+    log(f"compiling the kernels for this machine with {which} (one to two minutes; FASTNN_PRECOMPILE=0 skips this)")
     # cwd: the package's parent, so that no other 'fastnn' folder shadows it.
     subprocess.run([sys.executable, "-m", "fastnn", "compile"], env=env, cwd=package_parent, check=True)
 

@@ -313,7 +313,7 @@ def cmd_compile(args) -> int:
             raise CLIError(f"some kernels are not compiled for this machine; run `{_precompile.COMPILE_COMMAND}`")
         return 0
     log(f"fastnn: compiling the kernels of {', '.join(args.face)} for {', '.join(args.dtype)} "
-        f"in {args.jobs} process(es); this takes tens of seconds, once per machine and numba version")
+        f"in {args.jobs} process(es); this takes a minute or two, once per machine and numba version")
     try:
         compile_kernels(args.face, args.dtype, jobs=args.jobs, log=log)
     except RuntimeError as err:
