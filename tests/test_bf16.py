@@ -266,14 +266,18 @@ def test_save_load_keeps_compute_dtype(tmp_path):
 
 
 @needs_onednn
-def test_divergence_keeps_the_last_finite_weights():
-    """The epoch's guard (kernels/guard.py) stops before a non-finite update, as in float32."""
-    nn, _ = pair((4, 3, 2))
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_divergence_keeps_the_last_finite_weights(dropout):
+    """The epoch's guard (kernels/guard.py) stops before a non-finite update, as in
+    float32; the diverging batch (the first here) leaves the mask counter where it was."""
+    nn, _ = pair((4, 3, 2), dropout=dropout)
     X, Y = data(40, 4, 2)
     before = nn.params.copy()
     with pytest.raises(fastnn.DivergenceError):
         fastnn.Trainer(nn, "mse").train(X, Y * np.float32(1e30), None, None, 3, 1e30, batch_size=8, optimizer="sgd")
     np.testing.assert_array_equal(nn.params, before)
+    if dropout:
+        assert nn._dropout_stream[1] == 0
 
 
 @needs_onednn
