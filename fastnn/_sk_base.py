@@ -139,7 +139,7 @@ class _BaseMLP(BaseEstimator):
                 "loss) with 'lbfgs', or another solver."
             )
         if self.compute_dtype is not None:
-            self._check_compute_dtype(thresholds)
+            self._check_compute_dtype()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
 
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
@@ -171,7 +171,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(engine.NON_FINITE)
         return self
 
-    def _check_compute_dtype(self, thresholds):
+    def _check_compute_dtype(self):
         """What compute_dtype='bfloat16' cannot do (before anything is loaded), then whether
         it can run here: ``fastnn.BFloat16Unavailable`` names the missing extra or CPU feature."""
         given = f"compute_dtype={self.compute_dtype!r}"
@@ -183,9 +183,6 @@ class _BaseMLP(BaseEstimator):
         if self.dtype is not None and np.dtype(self.dtype) != np.float32:
             raise ValueError(f"{given} trains float32 weights (bfloat16 products, float32 master weights); got "
                              f"dtype={self.dtype!r}. Use dtype=None or 'float32', or compute_dtype=None.")
-        if np.any(thresholds > 0):
-            raise ValueError(f"dropout is not supported with {given} yet; got dropout={self.dropout!r}. "
-                             "Use dropout=0 or compute_dtype=None.")
         engine.require(self.compute_dtype)
 
     def _fit_lbfgs(self, spec, theta, data):

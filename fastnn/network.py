@@ -64,10 +64,10 @@ class NeuralNetwork:
         ``backward`` never drop. Not stored by ``save``.
     compute_dtype : {None, 'bfloat16'}, default None
         Precision of the matrix products. None: the parameters' dtype. 'bfloat16'
-        (float32 networks only, without dropout): the operands of every matrix product
-        are rounded to bfloat16 and accumulate in float32, through oneDNN, for training
-        and for ``forward``/``predict``; parameters, optimizer state, losses and every
-        element-wise pass stay float32. Needs ``pip install 'fastnn[bf16]'`` and a CPU
+        (float32 networks only): the operands of every matrix product are rounded to
+        bfloat16 and accumulate in float32, through oneDNN, for training and for
+        ``forward``/``predict``; parameters, optimizer state, losses and every
+        element-wise pass (dropout's too) stay float32. Needs ``pip install 'fastnn[bf16]'`` and a CPU
         with AVX512-BF16 (``BFloat16Unavailable`` otherwise). See docs/training.md.
 
     Attributes
@@ -153,8 +153,6 @@ class NeuralNetwork:
         check_choice("compute_dtype", compute_dtype, ("bfloat16",))
         if self.dtype != np.float32:
             raise ValueError(f"compute_dtype='bfloat16' needs dtype float32 (float32 master weights); got {self.dtype}.")
-        if any(rate > 0 for rate in self.dropout):
-            raise ValueError("compute_dtype='bfloat16' does not support dropout yet; got dropout > 0.")
         self._engine = self._engine.with_compute_dtype(compute_dtype)
         return compute_dtype
 

@@ -151,10 +151,10 @@ def forward_dropout(net, X, thresholds, key, counter):
     """``forward`` with inverted dropout after hidden layer l when thresholds[l] > 0:
     A_l <- M A_l, M = 1 / (1 - p) on kept units, 0 on dropped ones (the kernel's masks).
     Returns (As, gates, counter): gates[l] = M f'(Z_l) for dropped layers, else None."""
-    As, gates = [X], []
+    As, gates, mm = [X], [], product(net)
     last = len(net.weights) - 1
     for layer, (W, b, code) in enumerate(zip(net.weights, net.biases, net.activation_codes)):
-        A = activate(As[-1] @ W + b, code, net.alpha)
+        A = activate(mm(As[-1], W) + b, code, net.alpha)
         if layer < last:
             thr = int(thresholds[layer])
             if thr > 0:

@@ -66,8 +66,8 @@ _PARAMS_DOC = """
         (float32 master weights: ``dtype=None`` trains float32 whatever the input's
         dtype), the optimizer state, the loss and every element-wise pass stay float32.
         Faster for wide hidden layers, accurate to about 2^-8 of each product
-        (docs/training.md, "Mixed precision"). Only with solver='adam' or 'sgd', without
-        dropout, and with ``dtype`` None or 'float32': otherwise a ValueError. Needs
+        (docs/training.md, "Mixed precision"). Only with solver='adam' or 'sgd' and
+        with ``dtype`` None or 'float32': otherwise a ValueError. Needs
         ``pip install 'fastnn[bf16]'`` and a CPU with AVX512-BF16, else fit (and predict)
         raise ``fastnn.BFloat16Unavailable`` saying which is missing. ``predict`` reads
         the current value: ``set_params(compute_dtype=None)`` predicts a bfloat16-trained

@@ -12,6 +12,11 @@ kernels stay cacheable; the caller loads libdnnl (``llvmlite.binding.
 load_library_permanently``) before the first call or cache load. Nothing imports this
 module unless bfloat16 is asked for. Buffers as in kernels/network.py, plus uint16 twins:
 W16 (p,) like theta, X16 (b d_0,), acts16 and deltas16 like acts and deltas.
+
+Dropout is kernels/dropout.py's (the same masks, from the same counters): the dropped
+activation M f(Z) is what is rounded into the next layer's bfloat16 operand, and the
+backward pass multiplies by the gates M f'(Z). ``dropout`` is None when unused, and its
+branches are then pruned at compile time, as in kernels/epoch.py.
 """
 from collections import namedtuple
 
@@ -21,6 +26,7 @@ from numba import types
 from ._jit import jit
 from .activations import bias_activation, multiply_derivative
 from .dense import column_sum
+from .dropout import dropout_forward
 from .epoch import gather_batch, penalised, penalty_coefficient
 from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
@@ -88,10 +94,14 @@ def gemm_nt(A, B, C):
 
 
 @jit
-def forward_layers(X16, theta, sizes, act_codes, alpha, acts, half):
+def forward_layers(X16, theta, sizes, act_codes, alpha, acts, half, dropout, counter, gates):
     """Forward pass of a batch whose input is already in X16 (n, d_0) bfloat16, with the
     weights' bfloat16 copy in half.W16. Writes acts (float32, as network.forward_layers)
-    and the hidden layers' bfloat16 copies in half.acts16. Returns the output (n, d_L)."""
+    and the hidden layers' bfloat16 copies in half.acts16. Returns the output (n, d_L).
+
+    ``dropout`` (a bundles.Dropout, or None): as dropout.forward_dropout, masks from
+    element ``counter`` on (the caller advances it by n sum(d_1..d_{L-1})), gates packed
+    like acts and written for the dropped layers."""
     n = X16.shape[0]
     L = sizes.size - 1
     A16 = X16
@@ -103,6 +113,11 @@ def forward_layers(X16, theta, sizes, act_codes, alpha, acts, half):
         A = view2d(acts, off, n, d_out)
         gemm_nn(A16, W16, A)
         bias_activation(A, b, act_codes[layer], alpha)
+        if dropout is not None:
+            # A hidden layer's counters start at its offset in acts: n d_1 + ... + n d_layer.
+            if layer < L - 1 and dropout.thresholds[layer] > 0:
+                dropout_forward(A, view2d(gates, off, n, d_out), act_codes[layer], alpha, dropout.thresholds[layer],
+                                dropout.key, counter + np.uint64(off))
         if layer < L - 1:  # the next layer's operand (the output is no product's)
             to_bf16(acts[off : off + n * d_out], half.acts16[off : off + n * d_out])
             A16 = view2d(half.acts16, off, n, d_out)
@@ -112,11 +127,12 @@ def forward_layers(X16, theta, sizes, act_codes, alpha, acts, half):
 
 
 @jit
-def backward_layers(X16, theta, sizes, act_codes, alpha, acts, deltas, l2, grad, half):
+def backward_layers(X16, theta, sizes, act_codes, alpha, acts, deltas, l2, grad, half, dropout, gates):
     """Backward pass of a batch whose output delta is already in ``deltas`` (float32), as
     network.backward_layers, each product on bfloat16 copies: each delta D is rounded
     into half.deltas16 before dW = A_prev^T D and D_prev = D W^T. The derivative and
-    column sums use the float32 originals."""
+    column sums use the float32 originals. With ``dropout`` (not None), a dropped
+    layer's delta is (D W^T) * gates, as dropout.backward_dropout."""
     n = X16.shape[0]
     L = sizes.size - 1
     for layer in range(L - 1, -1, -1):
@@ -140,23 +156,35 @@ def backward_layers(X16, theta, sizes, act_codes, alpha, acts, deltas, l2, grad,
         if layer > 0:
             D_prev = view2d(deltas, prev_off, n, d_in)
             gemm_nt(D16, W16, D_prev)
-            multiply_derivative(D_prev, view2d(acts, prev_off, n, d_in), act_codes[layer - 1], alpha)
+            if dropout is not None:
+                if dropout.thresholds[layer - 1] > 0:
+                    Df, Gf = D_prev.ravel(), gates[prev_off : prev_off + n * d_in]
+                    for i in range(Df.size):
+                        Df[i] = Df[i] * Gf[i]
+                else:
+                    multiply_derivative(D_prev, view2d(acts, prev_off, n, d_in), act_codes[layer - 1], alpha)
+            else:
+                multiply_derivative(D_prev, view2d(acts, prev_off, n, d_in), act_codes[layer - 1], alpha)
 
 
 @jit
-def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, scratch, stop, half):
-    """kernels.epoch.fit_epoch (without dropout, with its guard: ``stop`` (2,) int64) with
-    bfloat16 products: each batch's input is rounded into half.X16 after its gather, and
-    the weights into half.W16 at the start and after each step (one pass over theta:
+def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, scratch, stop, half):
+    """kernels.epoch.fit_epoch (with its guard: ``stop`` (2,) int64) with bfloat16
+    products: each batch's input is rounded into half.X16 after its gather, and the
+    weights into half.W16 at the start and after each step (one pass over theta:
     rounding a block at a time, while it is in cache from the update, measured no faster).
-    float32 only.
+    ``dropout``: a bundles.Dropout (scratch.gates sized for it), or None. float32 only.
 
-    Returns (mean J over the rows trained on, correct count, the new update count t,
-    guard.COMPLETE, STOPPED or DIVERGED)."""
+    Returns (mean J over the rows trained on, correct count, the new update count t, the
+    mask stream's new counter, guard.COMPLETE, STOPPED or DIVERGED), as epoch.fit_epoch."""
     N = idx.size
     L = net.sizes.size - 1
     d0 = net.sizes[0]
+    hidden = net.sizes[1:L].sum()  # counters a row takes per batch
     t = optimizer.t
+    counter = np.uint64(0)
+    if dropout is not None:
+        counter = dropout.counter
     total = 0.0
     correct = 0.0
     rows = 0
@@ -171,7 +199,8 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, scratch, 
         Xv, Yv, swv, weight_sum = gather_batch(data, idx, start, n, d0, scratch)
         to_bf16(scratch.Xb[: n * d0], half.X16[: n * d0])
         X16 = view2d(half.X16, 0, n, d0)
-        A_out = forward_layers(X16, net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts, half)
+        A_out = forward_layers(X16, net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts, half, dropout,
+                               counter, scratch.gates)
         loss = batch_loss(A_out, Yv, swv, objective)
         batch_correct = 0.0
         if objective.acc_kind != NO_ACCURACY:
@@ -180,13 +209,15 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, scratch, 
         batch_delta(A_out, Yv, swv, objective, net.act_codes[L - 1], 1.0 / weight_sum, D_out)
         c = penalty_coefficient(objective, weight_sum)
         backward_layers(X16, net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts, scratch.deltas, c,
-                        scratch.grad, half)
+                        scratch.grad, half, dropout, scratch.gates)
         J = penalised(loss, weight_sum, objective, net.theta, net.sizes) * n
         finite, bounds = check_step(total + J, net.theta, scratch.grad, optimizer, t + 1, decay, net.sizes, bounds,
                                     scratch.check)
         if not finite:
-            status = DIVERGED
+            status = DIVERGED  # this batch's masks are not counted
             break
+        if dropout is not None:
+            counter += np.uint64(n * hidden)
         total += J
         correct += batch_correct
         rows += n
@@ -195,7 +226,7 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, scratch, 
              optimizer.beta1, optimizer.beta2, optimizer.eps, t, decay, net.sizes)
         bounds = refresh(bounds, net.theta, optimizer, scratch.check)
         to_bf16(net.theta, half.W16)
-    return total / rows, correct, t, status
+    return total / rows, correct, t, counter, status
 
 
 @jit
@@ -213,7 +244,7 @@ def evaluate(data, idx, chunk, net, objective, scratch, half):
         weight_sum += w
         to_bf16(scratch.Xb[: n * d0], half.X16[: n * d0])
         A = forward_layers(view2d(half.X16, 0, n, d0), net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts,
-                           half)
+                           half, None, np.uint64(0), scratch.acts)
         total += batch_loss(A, Yv, swv, objective)
         if objective.acc_kind != NO_ACCURACY:
             correct += count_correct(A, Yv, objective.acc_kind)
@@ -233,7 +264,7 @@ def predict(X, theta, sizes, act_codes, alpha, chunk, acts, half, out):
         X16 = view2d(half.X16, 0, n, d0)
         for i in range(n):
             to_bf16(X[start + i], X16[i])
-        A = forward_layers(X16, theta, sizes, act_codes, alpha, acts, half)
+        A = forward_layers(X16, theta, sizes, act_codes, alpha, acts, half, None, np.uint64(0), acts)
         for i in range(n):
             for j in range(k):
                 out[start + i, j] = A[i, j]

@@ -24,8 +24,14 @@ roundoff; one bfloat16 ulp is at most 2^-7 relative, 8 significant bits):
   on one step's gradient (normwise) and 1e-3 lr on parameters: 100x headroom, while
   float32 products (no rounding) differ by ~2^-9 ~ 2e-3 and fail them.
 
+Dropout draws the float32 path's masks (the same stream and counters), so it adds no
+rounding of its own: the kernel and the reference scale f(Z) by the same float32 M and
+round the same M f(Z), and the gates M f'(Z) are float32 on both sides. The tolerances
+above stand; measured with dropout: losses 1.4e-7 relative over 2 epochs, parameters
+2e-5 lr (Adam, batches of 1 row), one batch's gradient 5e-8 normwise.
+
 Compiled signatures are kept to one of each bf16 kernel (float32, the tutorial's
-objective, dense rows): every network below shares them.
+objective, dense rows), plus one epoch with dropout: every network below shares them.
 """
 import re
 import subprocess
@@ -52,10 +58,10 @@ def bits(x):
     return np.asarray(x, dtype=np.float32).view(np.uint32)
 
 
-def pair(sizes, loss="mse", activation="relu", output_activation="identity", seed=3):
+def pair(sizes, loss="mse", activation="relu", output_activation="identity", seed=3, **extra):
     """A bf16 kernel network and its reference twin, same initial weights."""
     kw = dict(activation=activation, output_activation=output_activation, dtype="float32", seed=seed, init="he",
-              compute_dtype="bfloat16")
+              compute_dtype="bfloat16", **extra)
     return (fastnn.NeuralNetwork(sizes[0], sizes[1:-1], sizes[-1], loss, **kw),
             reference.NeuralNetwork(sizes[0], sizes[1:-1], sizes[-1], loss, **kw))
 
@@ -117,8 +123,6 @@ def test_compute_dtype_is_checked():
         fastnn.NeuralNetwork(3, 2, 1, compute_dtype="float16")
     with pytest.raises(ValueError, match="needs dtype float32"):
         fastnn.NeuralNetwork(3, 2, 1, compute_dtype="bfloat16")  # float64 by default
-    with pytest.raises(ValueError, match="dropout"):
-        fastnn.NeuralNetwork(3, 2, 1, dtype="float32", dropout=0.5, compute_dtype="bfloat16")
 
 
 def test_missing_onednn_names_the_extra(monkeypatch):
@@ -262,14 +266,18 @@ def test_save_load_keeps_compute_dtype(tmp_path):
 
 
 @needs_onednn
-def test_divergence_keeps_the_last_finite_weights():
-    """The epoch's guard (kernels/guard.py) stops before a non-finite update, as in float32."""
-    nn, _ = pair((4, 3, 2))
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_divergence_keeps_the_last_finite_weights(dropout):
+    """The epoch's guard (kernels/guard.py) stops before a non-finite update, as in
+    float32; the diverging batch (the first here) leaves the mask counter where it was."""
+    nn, _ = pair((4, 3, 2), dropout=dropout)
     X, Y = data(40, 4, 2)
     before = nn.params.copy()
     with pytest.raises(fastnn.DivergenceError):
         fastnn.Trainer(nn, "mse").train(X, Y * np.float32(1e30), None, None, 3, 1e30, batch_size=8, optimizer="sgd")
     np.testing.assert_array_equal(nn.params, before)
+    if dropout:
+        assert nn._dropout_stream[1] == 0
 
 
 @needs_onednn
@@ -277,9 +285,14 @@ def test_fastnn_compile_covers_the_bfloat16_kernels():
     from fastnn._app.compile import _warm_bfloat16
     from fastnn.kernels import bf16 as kernels_bf16
 
+    from fastnn.kernels.bundles import Dropout, TutorialObjective
+
     _warm_bfloat16()
     for kernel in (kernels_bf16.fit_epoch, kernels_bf16.evaluate, kernels_bf16.predict):
         assert kernel.signatures, f"{kernel.__name__} was not compiled by fastnn compile's warm-up"
+    compiled = {(sig[4].instance_class, getattr(sig[7], "instance_class", None))
+                for sig in kernels_bf16.fit_epoch.signatures}
+    assert {(TutorialObjective, None), (TutorialObjective, Dropout)} <= compiled  # with and without dropout
 
 
 @needs_onednn
@@ -329,3 +342,83 @@ def test_onnx_export_computes_float32_products():
     (out,) = session.run(None, {"X": X})
     np.testing.assert_allclose(out, f32.forward(X), rtol=1e-5, atol=1e-5)
     assert np.max(np.abs(out - nn.forward(X))) > 1e-4
+
+
+# -- dropout ---------------------------------------------------------------------------------
+DROP_SIZES, DROP_RATES = (6, 9, 5, 7, 2), [0.3, 0.0, 0.5]  # a layer of rate 0 between dropped ones
+
+
+def dropout_pair(sizes=DROP_SIZES, **kw):
+    """``pair`` with DROP_RATES, and the float32 kernels' twin (same weights, same masks)."""
+    nn, ref = pair(sizes, dropout=DROP_RATES, **kw)
+    f32 = fastnn.NeuralNetwork(sizes[0], sizes[1:-1], sizes[-1], nn.loss_func, activation=nn.activation,
+                               output_activation=nn.output_activation, dtype="float32", seed=nn.seed, init="he",
+                               dropout=DROP_RATES)
+    return nn, ref, f32
+
+
+@needs_onednn
+@pytest.mark.parametrize("optimizer, lr, batch", [("sgd", 0.05, 16), ("adam", 0.003, 1)])
+def test_dropout_epochs_match_reference(optimizer, lr, batch):
+    """50 rows in batches of 16 (a partial last one) or of 1 row, 2 epochs: the float32
+    path's masks (its counter after each epoch), the reference's losses and weights."""
+    nn, ref, f32 = dropout_pair()
+    X, Y = data(50, 6, 2)
+    losses = []
+    for net, T in ((nn, fastnn.Trainer), (ref, reference.Trainer), (f32, fastnn.Trainer)):
+        tr = T(net, "mse")
+        tr.train(X, Y, None, None, 2, lr, batch_size=batch, optimizer=optimizer)
+        losses.append(tr.train_loss)
+    assert nn._dropout_stream == ref._dropout_stream == f32._dropout_stream
+    assert nn._dropout_stream[1] == 2 * 50 * (9 + 5 + 7)  # every hidden layer's units, rate 0 too
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    np.testing.assert_allclose(nn.params, ref.params, rtol=0, atol=lr * 1e-3)
+    assert np.max(np.abs(f32.params - ref.params)) > lr * 1e-3  # float32 products do not fit: the test can tell
+
+
+@needs_onednn
+def test_dropout_gradient_of_one_batch_matches_reference():
+    """One full batch of plain SGD at lr 1: the step is the gradient, normwise 1e-5, as
+    in test_one_sgd_step_matches_reference; the reference with float32 products and the
+    same masks misses it."""
+    nn, ref, _ = dropout_pair((12, 16, 8, 10, 3), loss="categorical_crossentropy", activation="tanh",
+                              output_activation="softmax")
+    X, Y = data(20, 12, 3)
+    Y = np.eye(3, dtype=np.float32)[np.argmax(Y, axis=1)]
+    ref32 = reference.NeuralNetwork(12, [16, 8, 10], 3, "categorical_crossentropy", activation="tanh",
+                                    output_activation="softmax", dtype="float32", seed=3, init="he", dropout=DROP_RATES)
+    before = nn.params.copy()
+    for net, T in ((nn, fastnn.Trainer), (ref, reference.Trainer), (ref32, reference.Trainer)):
+        T(net, "categorical_crossentropy").train(X, Y, None, None, 1, 1.0, batch_size=20, optimizer="sgd")
+    g, g_ref, g32 = before - nn.params, before - ref.params, before - ref32.params
+    assert np.linalg.norm(g - g_ref) <= 1e-5 * np.linalg.norm(g_ref)
+    assert np.linalg.norm(g32 - g_ref) > 1e-5 * np.linalg.norm(g_ref)
+
+
+@needs_onednn
+def test_dropout_resumes_exactly():
+    """1 + 1 epochs on the same trainer are 2 epochs, bit for bit: the counter carries over."""
+    (nn, _, _), (full, _, _) = dropout_pair(), dropout_pair()
+    X, Y = data(50, 6, 2)
+    tr = fastnn.Trainer(nn, "mse")
+    for _ in range(2):
+        tr.train(X, Y, None, None, 1, 0.003, batch_size=16, optimizer="adam")
+    fastnn.Trainer(full, "mse").train(X, Y, None, None, 2, 0.003, batch_size=16, optimizer="adam")
+    np.testing.assert_array_equal(nn.params, full.params)
+    assert nn._dropout_stream == full._dropout_stream
+
+
+@needs_onednn
+def test_dropout_code_is_compiled_only_for_dropout():
+    """An epoch without dropout passes ``dropout=None``: Numba prunes its branches, so
+    that signature holds no dropout code; one epoch signature with dropout per face."""
+    from numba import types
+
+    from fastnn.kernels import bf16 as kernels_bf16
+
+    nn, _ = pair((4, 5, 2))
+    X, Y = data(8, 4, 2)
+    fastnn.Trainer(nn, "mse").train(X, Y, None, None, 1, 0.01, batch_size=4, optimizer="sgd")
+    dropout_types = [sig[7] for sig in kernels_bf16.fit_epoch.signatures]  # fit_epoch's ``dropout``
+    assert types.none in dropout_types
+    assert sum(t != types.none for t in dropout_types) <= 2  # the tutorial's objective and scikit-learn's

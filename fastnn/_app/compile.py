@@ -79,6 +79,9 @@ def _warm_bfloat16():
                   validation_data=(X[:9], labels[:9]))
     nn.backward(X, Y, 0.1)
     nn.predict(X[:5])
+    dropped = NeuralNetwork(4, [5, 4], 3, "categorical_crossentropy", activation="relu", dtype="float32", seed=0,
+                            compute_dtype="bfloat16", dropout=0.2)
+    Trainer(dropped, "categorical_crossentropy").train(X, labels, None, None, 1, 1e-3, batch_size=16, optimizer="adam")
 
 
 def _warm_sklearn(dtype):
@@ -114,7 +117,7 @@ def _warm_sklearn(dtype):
 
 def _warm_sklearn_bfloat16():
     """The estimators' compute_dtype='bfloat16' epochs (scikit-learn's objective, with and
-    without weight decay), where they can run; their predict is the tutorial face's."""
+    without weight decay, with dropout), where they can run; their predict is the tutorial face's."""
     from .._core import bf16
     from ..sklearn import MLPClassifier
 
@@ -122,9 +125,9 @@ def _warm_sklearn_bfloat16():
         return
     expect_compile(BFLOAT16, "float32")
     X, labels, _ = _data("float32", 60, 4, 3)
-    for weight_decay in (0.0, 0.1):
+    for weight_decay, dropout in ((0.0, 0.0), (0.1, 0.0), (0.0, 0.2)):
         clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=1, random_state=0, weight_decay=weight_decay,
-                            compute_dtype="bfloat16")
+                            dropout=dropout, compute_dtype="bfloat16")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # not converged in 1 iteration: on purpose
             clf.fit(X, labels).predict_proba(X)

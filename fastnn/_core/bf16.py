@@ -126,11 +126,12 @@ def threads_limited():
 
 
 # -- the calls -----------------------------------------------------------------------------
-def workspace(spec, rows):
-    """``engine.Workspace`` for ``rows``-row batches (never split between cores) plus the
-    bfloat16 twins of its buffers (kernels/bf16.py's ``Half``)."""
+def workspace(spec, rows, dropout=False):
+    """``engine.Workspace`` for ``rows``-row batches (never split between cores; with the
+    dropout gates when ``dropout``) plus the bfloat16 twins of its buffers (kernels/bf16.py's
+    ``Half``)."""
     K = kernels()
-    work = engine.Workspace(spec, rows)
+    work = engine.Workspace(spec, rows, dropout)
     n_acts = rows * spec.width
     u16 = np.uint16
     work.half = K.Half(np.empty(spec.n_params, u16), np.empty(rows * int(spec.sizes[0]), u16),
@@ -138,14 +139,15 @@ def workspace(spec, rows):
     return work
 
 
-def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop):
-    """``engine.fit_epoch`` with bfloat16 products (no dropout), guarded (``stop``: (2,)
-    int64, kernels/guard.py). Returns (mean loss, correct count, new t, status)."""
+def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work, stop):
+    """``engine.fit_epoch`` with bfloat16 products, guarded (``stop``: (2,) int64,
+    kernels/guard.py); ``dropout`` a bundles.Dropout (``engine.dropout``) or None.
+    Returns (mean loss, correct count, new t, the mask stream's new counter, status)."""
     K = kernels()
     with threads_limited(), flushing_subnormals():
-        loss, correct, t, status = K.fit_epoch(data, idx, batch_size, spec.net(theta), objective, optimizer, decay,
-                                               work.scratch, stop, work.half)
-    return float(loss), float(correct), int(t), int(status)
+        loss, correct, t, counter, status = K.fit_epoch(data, idx, batch_size, spec.net(theta), objective, optimizer,
+                                                        decay, dropout, work.scratch, stop, work.half)
+    return float(loss), float(correct), int(t), int(counter), int(status)
 
 
 def evaluate(spec, theta, data, idx, objective, work):

@@ -10,7 +10,7 @@ reported is the one trained, measured before each batch's update.
 ``compute_dtype='bfloat16'`` (float32 networks): the minibatch epochs and the outputs
 (``predict``, and so early stopping's validation scores) run on the bfloat16 kernels
 (``fastnn._core.bf16``, imported only then), the same objective with bfloat16 matrix
-products. Those kernels have no full-batch loss and gradient (L-BFGS) and no dropout.
+products. Those kernels have no full-batch loss and gradient (L-BFGS).
 """
 import contextlib
 
@@ -84,7 +84,7 @@ def _bf16():
 def workspace(spec, rows, dropout=False):
     """Scratch for batches (or chunks) of at most ``rows`` rows."""
     if spec.compute_dtype is not None:
-        return _bf16().workspace(spec, rows)  # no dropout gates: the estimator refuses dropout
+        return _bf16().workspace(spec, rows, dropout)
     _precompile.announce("sklearn", spec.dtype)
     return engine.Workspace(spec, rows, dropout)
 
@@ -114,13 +114,14 @@ def train_epoch(spec, data, idx, batch_size, theta, opt, alpha, work, thresholds
     state = opt.state
     if spec.compute_dtype is not None:
         bf16 = _bf16()
-        loss, _, state.t, status = bf16.fit_epoch(
+        loss, _, state.t, counter, status = bf16.fit_epoch(
             spec, theta, data, idx, batch_size, spec.sk_objective(alpha),
-            engine.optimizer(opt, state, opt.learning_rate), engine.decay(opt.weight_decay), work, engine.NEVER_STOP,
+            engine.optimizer(opt, state, opt.learning_rate), engine.decay(opt.weight_decay),
+            engine.dropout(thresholds, stream), work, engine.NEVER_STOP,
         )
         if status == codes.DIVERGED:
             raise ValueError(NON_FINITE)
-        return loss, 0
+        return loss, counter
     loss, _, state.t, counter, _ = engine.fit_epoch(
         spec, theta, data, idx, batch_size, spec.sk_objective(alpha), engine.optimizer(opt, state, opt.learning_rate),
         engine.decay(opt.weight_decay), engine.dropout(thresholds, stream), work,

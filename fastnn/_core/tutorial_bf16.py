@@ -5,7 +5,6 @@ engine in place of ``KernelEngine`` (``KernelEngine.with_compute_dtype``), which
 it only then.
 
 Batches are never split between cores here: oneDNN's threads split each product.
-Dropout is not supported yet (its forward pass is a kernel of its own).
 """
 import contextlib
 
@@ -17,9 +16,7 @@ class BFloat16Engine:
 
     @staticmethod
     def workspace(net, batch_size, dropout=False, epoch_rows=None, splittable=True):
-        if dropout:
-            raise ValueError("dropout is not supported with compute_dtype='bfloat16' yet; got dropout rates > 0.")
-        return bf16.workspace(net._spec, batch_size)
+        return bf16.workspace(net._spec, batch_size, dropout)
 
     @staticmethod
     def training(work, net, X_test=None):
@@ -28,9 +25,9 @@ class BFloat16Engine:
     @staticmethod
     def train_epoch(net, X, Y, idx, batch_size, optimizer, state, lr, metric_code, work, l2=0.0, l2_batch=0.0):
         objective = net._spec.objective(net.loss_code, metric_code, l2=l2, l2_summed=l2_batch)
-        loss, _, state.t, _ = bf16.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
-                                             objective, engine.optimizer(optimizer, state, lr), None, work,
-                                             engine.NEVER_STOP)
+        loss, _, state.t, _, _ = bf16.fit_epoch(net._spec, net.params, engine.dense_data(X, Y), idx, batch_size,
+                                                objective, engine.optimizer(optimizer, state, lr), None, None, work,
+                                                engine.NEVER_STOP)
         return loss
 
     @staticmethod
@@ -38,15 +35,14 @@ class BFloat16Engine:
                   weight_decay=0.0, acc_kind=0, thresholds=None, stream=(0, 0), sample_weight=None, stop=None):
         """``KernelEngine.fit_epoch`` with bfloat16 products. Returns (mean loss, correct
         count, counter, status)."""
-        if engine.dropout(thresholds, stream) is not None:
-            raise ValueError("dropout is not supported with compute_dtype='bfloat16' yet; got dropout rates > 0.")
+        dropout = engine.dropout(thresholds, stream)
         objective = net._spec.objective(net.loss_code, metric_code, acc_kind, l2=l2)
-        loss, correct, state.t, status = bf16.fit_epoch(
+        loss, correct, state.t, counter, status = bf16.fit_epoch(
             net._spec, net.params, engine.data(X, Y, sample_weight, net.dtype), idx, batch_size, objective,
-            engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), work,
+            engine.optimizer(optimizer, state, lr), engine.decay(weight_decay), dropout, work,
             engine.NEVER_STOP if stop is None else stop,
         )
-        return loss, correct, int(stream[1]), status
+        return loss, correct, counter if dropout is not None else int(stream[1]), status
 
     @staticmethod
     def evaluate(net, X, Y, idx, metric_code, acc_kind, work, sample_weight=None):
