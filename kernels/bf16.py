@@ -180,7 +180,7 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
     N = idx.size
     L = net.sizes.size - 1
     d0 = net.sizes[0]
-    hidden = net.sizes[1:L].sum()  # counters a row takes per batch
+    hidden = net.sizes[1:L].sum()  # mask counters per row: one per hidden unit
     t = optimizer.t
     counter = np.uint64(0)
     if dropout is not None:
