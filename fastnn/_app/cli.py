@@ -247,7 +247,8 @@ def cmd_info(args) -> int:
     rows.append(("numba config THREADING_LAYER", numba.config.THREADING_LAYER))
     from .._core import bf16  # checks the CPU and the installed packages only: loads no library
 
-    rows.append(("compute_dtype='bfloat16'", bf16.availability() or f"available (oneDNN: {bf16.library_path()})"))
+    bf16_unavailable = bf16.availability()
+    rows.append(("compute_dtype='bfloat16'", bf16_unavailable or f"available (oneDNN: {bf16.library_path()})"))
     if not args.no_threading_probe:
         try:
             rows.append(("numba threading layer in use", _probe_threading_layer()))
@@ -266,15 +267,13 @@ def cmd_info(args) -> int:
     rows.append(("kernel cache", f"{where} ({cached} cached functions next to the kernels)"))
     from .._core import precompile as _precompile
 
-    for face in _precompile.FACES:
-        for dtype in _precompile.DTYPES:
-            state, reason = _precompile.status(face, dtype)
-            hint = f" (run `{_precompile.COMPILE_COMMAND}`)" if state == "compile" else ""
-            rows.append((f"kernels: {face} {dtype}", f"{state}: {reason}{hint}"))
-    if bf16.availability() is None:  # their cache is read, oneDNN is not loaded
-        state, reason = _precompile.status(_precompile.BFLOAT16, "float32")
+    pairs = [(face, dtype) for face in _precompile.FACES for dtype in _precompile.DTYPES]
+    if bf16_unavailable is None:  # the bfloat16 kernels' cache is read; oneDNN is not loaded
+        pairs.append((_precompile.BFLOAT16, "float32"))
+    for face, dtype in pairs:
+        state, reason = _precompile.status(face, dtype)
         hint = f" (run `{_precompile.COMPILE_COMMAND}`)" if state == "compile" else ""
-        rows.append(("kernels: bfloat16 float32", f"{state}: {reason}{hint}"))
+        rows.append((f"kernels: {face} {dtype}", f"{state}: {reason}{hint}"))
     for env in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY"):
         rows.append((env, os.environ.get(env, "unset")))
     width = max(len(k) for k, _ in rows)
