@@ -28,7 +28,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-CACHE_FILES = ("*.nbi", "*.nbc", "fastnn-kernels.sha256")
+CACHE_FILES = ("*.nbi", "*.nbc", "fastnn-kernels.sha256", "fastnn-compiled.json")
 
 
 def log(message):

@@ -16,6 +16,7 @@ import numba
 import pytest
 
 import fastnn
+from fastnn._app import compile as _compile
 from fastnn._app.compile import merge_caches
 from fastnn._core import precompile as _precompile
 
@@ -177,3 +178,46 @@ def test_a_corrupt_index_means_compile_and_never_fails_a_fit(installed_copy):
         f.write(b"not a pickle")
     state, reason = status_of(installed_copy)
     assert state == "compile" and "unreadable" in reason
+
+
+# -- a second `fastnn compile` ---------------------------------------------------------------
+def test_a_second_compile_skips_what_a_complete_one_did_unless_forced(compiled, tmp_path):
+    cache_dir, _ = compiled
+    copy = tmp_path / "cache"
+    shutil.copytree(cache_dir, copy)
+    again = run(["-m", "fastnn", "compile", "--face", "sklearn", "--dtype", "float32", "float64"], copy).stderr
+    assert again.count("already compiled for this machine") == 2 and "compiled the sklearn" not in again
+    forced = run(["-m", "fastnn", "compile", "--face", "sklearn", "--dtype", "float64", "--force"], copy).stderr
+    assert "compiled the sklearn kernels for float64" in forced and "already compiled" not in forced
+
+
+def test_kernels_a_fit_compiled_are_not_taken_for_a_complete_compile(tmp_path):
+    # A first fit compiles only the paths it takes; `fastnn compile` compiles the rest.
+    fit(tmp_path, "float32")
+    result = run(["-m", "fastnn", "compile", "--face", "sklearn", "--dtype", "float32"], tmp_path).stderr
+    assert "compiled the sklearn kernels for float32" in result and "already compiled" not in result
+
+
+def test_a_ready_cache_without_the_record_is_compiled_again(tmp_path):
+    # The cache's index can look compiled for a dtype when a fit compiled only some paths:
+    # only the record of a complete compile lets `fastnn compile` skip.
+    if _precompile.status("sklearn", "float64")[0] != "ready":
+        pytest.skip("this process's kernels are not compiled (an install without the build step)")
+    assert not _compile.is_compiled("sklearn", "float64", tmp_path)
+    _compile._write_record(tmp_path, {("sklearn", "float64"): 1.0})
+    assert _compile.is_compiled("sklearn", "float64", tmp_path)
+    assert not _compile.is_compiled("sklearn", "float32", tmp_path)
+
+
+def test_the_record_holds_only_for_the_same_sources_and_machine(tmp_path, monkeypatch):
+    assert _compile.recorded_pairs(tmp_path) == set()  # no record
+    _compile._write_record(tmp_path, {("sklearn", "float32"): 1.0})
+    _compile._write_record(tmp_path, {("tutorial", "float64"): 1.0})  # adds to the record
+    assert _compile.recorded_pairs(tmp_path) == {("sklearn", "float32"), ("tutorial", "float64")}
+    record = json.loads((tmp_path / _compile.RECORD).read_text())
+    for key, other in (("digest", "0" * 64), ("machine", {**record["machine"], "numba": "0.1.0"}),
+                       ("machine", {**record["machine"], "cpu": ["x86_64-unknown-linux-gnu", "other", ""]})):
+        (tmp_path / _compile.RECORD).write_text(json.dumps({**record, key: other}))
+        assert _compile.recorded_pairs(tmp_path) == set(), key
+    (tmp_path / _compile.RECORD).write_text("not json")
+    assert _compile.recorded_pairs(tmp_path) == set()

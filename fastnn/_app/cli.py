@@ -311,10 +311,8 @@ def cmd_compile(args) -> int:
         if not_ready():
             raise CLIError(f"some kernels are not compiled for this machine; run `{_precompile.COMPILE_COMMAND}`")
         return 0
-    log(f"fastnn: compiling the kernels of {', '.join(args.face)} for {', '.join(args.dtype)} "
-        f"in {args.jobs} process(es); this takes a minute or two, once per machine and numba version")
     try:
-        compile_kernels(args.face, args.dtype, jobs=args.jobs, log=log)
+        compile_kernels(args.face, args.dtype, jobs=args.jobs, log=log, force=args.force)
     except RuntimeError as err:
         raise CLIError(str(err)) from None
     missing = not_ready()
@@ -410,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compiling processes (default: the cores available, at most 4)")
     p.add_argument("--check", action="store_true",
                    help="compile nothing: exit with status 1 unless every kernel asked for is compiled for this machine")
+    p.add_argument("--force", action="store_true",
+                   help="compile again what a complete earlier compile (the install's, say) already did")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_compile)
 

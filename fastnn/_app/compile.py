@@ -5,6 +5,13 @@ compiling a list of signatures, so the types are exactly those the faces pass. T
 fits run in ``jobs`` fresh processes, each compiling into a private numba cache, and
 ``merge_caches`` then copies the entries into the kernels' own cache: numba's index
 files are not safe to write from two processes at once.
+
+A complete compile leaves a record beside the cache (``RECORD``): which (face, dtype)
+pairs it compiled, for which kernel sources, numba, Python and CPU. A later ``fastnn
+compile`` skips the pairs the record and the cache both say are done (the install
+already compiled them, say), unless forced. The cache alone cannot say that: a fit that
+compiled at first use leaves the few kernels it used, and the cache's index then looks
+compiled for its dtype although the other paths of the face are not.
 """
 import json
 import os
@@ -21,7 +28,7 @@ import numpy as np
 
 from .. import kernels
 from .._core import threads
-from .._core.precompile import BFLOAT16, DTYPES, FACES, expect_compile, read_index
+from .._core.precompile import BFLOAT16, DTYPES, FACES, expect_compile, read_index, status
 from ..network import NeuralNetwork
 from ..trainer import Trainer
 
@@ -141,16 +148,28 @@ def warm(face, dtype):
     WARM[face](np.dtype(dtype).name)
 
 
-def compile_kernels(faces=FACES, dtypes=DTYPES, jobs=1, log=print):
+def compile_kernels(faces=FACES, dtypes=DTYPES, jobs=1, log=print, force=True):
     """Compile every kernel of ``faces`` x ``dtypes`` into the kernels' cache, in ``jobs``
     processes (each into a private cache, merged at the end: numba's index files are not
-    safe to write from two processes at once). Returns {(face, dtype): seconds}."""
+    safe to write from two processes at once); with ``force`` False, only the pairs that
+    are not compiled already (``is_compiled``). Returns {(face, dtype): seconds} of the
+    pairs compiled."""
     pairs = [(face, np.dtype(dtype).name) for face in faces for dtype in dtypes]
-    jobs = max(1, min(jobs, len(pairs)))
-    shares = [pairs[i::jobs] for i in range(jobs)]
     target = kernels._cache_dir()
     if target is None:
         raise RuntimeError("numba caching is off here (NUMBA_DISABLE_JIT?): nothing to compile ahead of time")
+    if not force:
+        done = [pair for pair in pairs if is_compiled(*pair, target)]
+        for face, dtype in done:
+            log(f"fastnn: the {face} kernels for {dtype} are already compiled for this machine in {target}; "
+                "skipped (--force compiles them again)")
+        pairs = [pair for pair in pairs if pair not in done]
+    if not pairs:
+        return {}
+    jobs = max(1, min(jobs, len(pairs)))
+    shares = [pairs[i::jobs] for i in range(jobs)]
+    log(f"fastnn: compiling the {', '.join(f'{face} kernels for {dtype}' for face, dtype in pairs)} in {jobs} "
+        "process(es); this takes a minute or two, once per machine and numba version")
     times = {}
     with tempfile.TemporaryDirectory(prefix="fastnn-compile-") as tmp:
         children = []
@@ -172,7 +191,60 @@ def compile_kernels(faces=FACES, dtypes=DTYPES, jobs=1, log=print):
         if failed:
             raise RuntimeError(f"compiling {failed} failed (exit status {[c.returncode for c in children]}); "
                                "the traceback is above")
+    _write_record(target, times)
     return times
+
+
+# -- the record of a complete compile -------------------------------------------------------------
+RECORD = "fastnn-compiled.json"
+
+
+def _machine():
+    """What compiled code is valid for besides its source: numba, Python and the CPU."""
+    import numba
+    from numba.core.registry import cpu_target
+
+    return {"numba": numba.__version__, "python": "%d.%d" % sys.version_info[:2],
+            "cpu": list(cpu_target.target_context.codegen().magic_tuple())}
+
+
+def recorded_pairs(target):
+    """The (face, dtype) pairs that complete compiles recorded in the cache folder
+    ``target`` for these kernel sources on this machine (none when there is no record,
+    or it is of other sources, another numba, Python or CPU)."""
+    try:
+        record = json.loads((target / RECORD).read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(record, dict) or record.get("digest") != kernels._package_digest() \
+            or record.get("machine") != _machine():
+        return set()
+    return {tuple(pair) for pair in record.get("pairs", []) if isinstance(pair, list) and len(pair) == 2}
+
+
+def is_compiled(face, dtype, target):
+    """Whether a complete compile of ``face`` in ``dtype`` is in the cache folder ``target``:
+    recorded there, and still in the cache (with the bfloat16 kernels of float32 where
+    they can run)."""
+    if (face, dtype) not in recorded_pairs(target) or status(face, dtype)[0] != "ready":
+        return False
+    if dtype == "float32":
+        from .._core import bf16
+
+        return bf16.availability() is not None or status(BFLOAT16, "float32")[0] == "ready"
+    return True
+
+
+def _write_record(target, times):
+    """Add the pairs of ``times`` to the record in ``target`` (written whole, then renamed)."""
+    pairs = recorded_pairs(target) | set(times)
+    record = {"digest": kernels._package_digest(), "machine": _machine(), "pairs": sorted(map(list, pairs))}
+    tmp = target / (RECORD + ".tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, target / RECORD)
+    except OSError:
+        pass  # a read-only cache: the next `fastnn compile` compiles again, nothing worse
 
 
 def _child(share_json):
