@@ -286,9 +286,13 @@ class Trainer:
             state = self.optimizer_state = OptimizerState(run.optimizer, model.params.size, model.dtype)
         run.state = state
         run.engine = model._engine
-        # Full batches may be split between two cores (dense, unweighted rows only).
-        run.work = run.engine.workspace(model, run.batch, run.use_dropout, epoch_rows=n,
-                                        splittable=run.sw is None and not sp.issparse(run.X))
+        # Batches may be split between two cores (dense, unweighted rows only; minibatches
+        # with decoupled weight decay are not: another compiled kernel, which the install
+        # does not compile).
+        run.work = run.engine.workspace(
+            model, run.batch, run.use_dropout, epoch_rows=n,
+            splittable=run.sw is None and not sp.issparse(run.X) and (run.batch >= n or not run.weight_decay),
+        )
         run.metric = _tables.LOSSES[self.loss_func]
         run.stream = getattr(model, "_dropout_stream", None)
         if run.use_dropout and run.stream is None:

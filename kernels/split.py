@@ -4,16 +4,19 @@ For small layers OpenBLAS's own threads barely help (the tutorial's 1437 x 64 x 
 GEMMs gain a quarter on two threads: docs/performance.md) and every element-wise
 pass stays on one core. Splitting the batch instead gives each core whole GEMMs of
 half the rows, on a single-threaded BLAS, and half of the element-wise work; the
-block gradients are then added. Block 1 runs on a helper thread that waits in
-``split_run`` for the whole training call, block 0 on the caller (``split_run``
-again); they meet through flags in shared memory (kernels/sync.py), not Python.
+block gradients are then added. Block 0 runs on the caller, block 1 on a helper
+thread that waits in ``split_run`` for the whole training call, or on the caller when
+it finishes block 0 before the helper claims block 1 (a helper whose core another
+process holds must not stall the step); they meet through flags in shared memory
+(kernels/sync.py), not Python.
 The test set's predictions after each epoch are split the same way, and so is
 L-BFGS's loss and gradient over all the rows (``epoch.loss_grad``): each core sums the
 gradient of its block of rows (``epoch.summed_gradient``, with sample weights, dense or
 CSR rows), and the caller adds the two and finishes as ``loss_grad`` does.
 
 Results do not depend on timing or threads: the blocks are fixed (``PARTS`` of
-them, the first ones a row longer) and their gradients are added in block order.
+them, the first ones a row longer), computed by the same code on either thread, and
+their gradients are added in block order.
 """
 from collections import namedtuple
 
@@ -25,7 +28,7 @@ from .epoch import batch_gradient, finish_gradient, gather_rows, penalised, pena
 from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .network import predict
 from .optimizers import step
-from .sync import store_release, wait_for
+from .sync import back_off, compare_exchange, load_acquire, store_release, wait_for
 
 PARTS = 2
 
@@ -132,13 +135,40 @@ def block_summed_gradient(data, idx, chunk, net, objective, q, blocks):
 
 
 # -- the hand-off (see kernels/sync.py) -------------------------------------------------------
-# ctrl[0] holds the state: the caller writes WORK and STOP, the helper READY and DONE.
-# With WORK, ctrl[1] says the job; for GRADIENT, ctrl[2:4] = (first row, rows) of the
-# batch in Xs, Ys and results[2] its L2 coefficient; SUMMED is block 1 of L-BFGS's rows.
-READY, WORK, DONE, STOP = 1, 2, 3, 4
+# ctrl (CTRL_SIZE,) int64. ctrl[STATE]: the helper writes READY when it starts, Python STOP
+# to end it. Each job the caller hands over gets the next number in ctrl[SEQ] (written with
+# release ordering after the job: ctrl[JOB], for GRADIENT ctrl[LO:N + 1] = (first row, rows)
+# of the batch in Xs, Ys and results[2] its L2 coefficient; SUMMED is block 1 of L-BFGS's
+# rows). Block 1 of job s goes to whichever thread first moves ctrl[CLAIM] from s - 1 to s
+# (a compare-and-swap): the helper when it is awake, else the caller, after its block 0, so
+# the caller never waits for a helper that is late or whose core is busy; the helper
+# writes s to ctrl[DONE] when it finished one. The same code computes block 1 on either
+# thread, so the results do not depend on which did.
+STATE, JOB, LO, N, SEQ, CLAIM, DONE = range(7)
+CTRL_SIZE = 7
+READY, STOP = 1, 4
 GRADIENT, FORWARD, SUMMED = 0, 1, 2
-# The roles of split_run. The helper computes block 1 of any job, the caller block 0.
+# The roles of split_run. The helper computes block 1 of any job it claims, the caller block 0.
 EPOCH, HELPER, PREDICT, LOSS_GRAD = 0, 1, 2, 3
+
+
+@jit(inline="always")
+def hand_over(ctrl, job, lo, n):
+    """Publish the next job (its parameters before its number). Returns its number."""
+    ctrl[JOB], ctrl[LO], ctrl[N] = job, lo, n
+    seq = ctrl[SEQ] + 1
+    store_release(ctrl, SEQ, seq)
+    return seq
+
+
+@jit(inline="always")
+def claimed_by_helper(ctrl, seq):
+    """After the caller's block 0 of job ``seq``: False when the caller took block 1 (the
+    helper had not), True when the helper has it, once the helper is done with it."""
+    if compare_exchange(ctrl, CLAIM, seq - 1, seq):
+        return False
+    wait_for(ctrl, DONE, seq, seq)
+    return True
 
 
 @jit
@@ -146,21 +176,22 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
-    HELPER: the helper thread's loop for a whole training call, until ctrl[0] says STOP:
-    at each WORK, block 1 of the job in ctrl[1] (GRADIENT: of the batch, its (loss,
+    HELPER: the helper thread's loop for a whole training call, until ctrl[STATE] says
+    STOP: for each new job it claims, block 1 of it (GRADIENT: of the batch, its (loss,
     correct) into results[0:2]; FORWARD: ``block_predict``; SUMMED: of LOSS_GRAD's rows,
     its (loss sum, weight sum) into results[0:2]), then DONE. It reads only ``net``,
     ``objective``, ``blocks`` and data.sw (empty: unit weights), and for SUMMED ``data``,
     ``idx`` and ``batch_size``: the training call's own arrays; the caller changes their
-    contents (theta, the gathered batch) only between DONE and the next WORK. Returns zeros.
+    contents (theta, the gathered batch) only once a job's block 1 is done. Returns zeros.
 
     EPOCH: ``epoch.fit_epoch`` (unit weights, dense rows, no dropout) with each batch's
-    gradient split between the two threads. Batches are rows idx[start:start +
-    batch_size] of (data.X, data.Y) gathered into blocks.Xs, blocks.Ys, or, with idx
-    None, rows start:start + n of Xs, Ys themselves (data is then not read). ``stop``
-    (stop flags, or None) as in ``fit_epoch``, with blocks.scratch.check: the caller stops between batches, when
-    the helper waits for the next WORK, and checks the summed gradient before the update.
-    Returns (mean J over the rows trained on, correct count, t, status).
+    gradient in two blocks of rows, the second on the helper unless the caller gets to it
+    first. Batches are rows idx[start:start + batch_size] of (data.X, data.Y) gathered
+    into blocks.Xs, blocks.Ys, or, with idx None, rows start:start + n of Xs, Ys
+    themselves (data is then not read). ``stop`` (stop flags, or None) as in
+    ``fit_epoch``, with blocks.scratch.check: the caller stops between batches and checks
+    the summed gradient before the update. Returns (mean J over the rows trained on,
+    correct count, t, status).
 
     PREDICT: blocks.out <- the network's output for blocks.X_out, in two blocks the same way.
 
@@ -169,42 +200,57 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     (``block_summed_gradient``): the two blocks' sums are added in block order, then
     finished as ``loss_grad`` finishes. Returns (J, 0, t, COMPLETE). ``idx`` must not be None.
     """
-    first, second = 0, 1  # the caller's block and the helper's
+    second = 1  # the block a job hands over
     t = optimizer.t
     if role == HELPER:
-        store_release(ctrl, 0, READY)
-        while wait_for(ctrl, 0, WORK, STOP) == WORK:
-            if ctrl[1] == FORWARD:  # ordered by the acquire load of WORK
+        seen = load_acquire(ctrl, SEQ)  # jobs handed over before the helper started are the caller's
+        store_release(ctrl, STATE, READY)
+        polls = 0
+        while load_acquire(ctrl, STATE) != STOP:
+            seq = load_acquire(ctrl, SEQ)
+            if seq == seen:
+                polls = back_off(polls)
+                continue
+            seen, polls = seq, 0
+            job, lo, n, c = ctrl[JOB], ctrl[LO], ctrl[N], results[2]  # ordered by the acquire load of SEQ
+            # A claim succeeds only while job seq is the current one: what was read is its.
+            if not compare_exchange(ctrl, CLAIM, seq - 1, seq):
+                continue
+            if job == FORWARD:
                 block_predict(net, second, blocks)
-            elif ctrl[1] == SUMMED:
+            elif job == SUMMED:
                 if idx is not None:  # a compile-time test: no SUMMED code where idx is None (in-order epochs)
                     results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, second,
                                                                    blocks)
             else:
-                lo, n = ctrl[2], ctrl[3]
                 results[0], results[1] = block_loss_and_gradient(
-                    blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, results[2], second, blocks,
+                    blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, c, second, blocks,
                 )
-            store_release(ctrl, 0, DONE)
+            store_release(ctrl, DONE, seq)
         return 0.0, 0.0, t, COMPLETE
     if role == PREDICT:
-        ctrl[1] = FORWARD  # published by the release store of WORK
-        store_release(ctrl, 0, WORK)
-        block_predict(net, first, blocks)
-        wait_for(ctrl, 0, DONE, DONE)
+        seq = hand_over(ctrl, FORWARD, 0, 0)
+        for q in range(PARTS):
+            if q == second and claimed_by_helper(ctrl, seq):
+                break
+            block_predict(net, q, blocks)
         return 0.0, 0.0, t, COMPLETE
     if role == LOSS_GRAD:
         J = 0.0
         if idx is not None:  # as in HELPER
-            ctrl[1] = SUMMED
-            store_release(ctrl, 0, WORK)
-            loss0, weights0 = block_summed_gradient(data, idx, batch_size, net, objective, first, blocks)
-            wait_for(ctrl, 0, DONE, DONE)
+            seq = hand_over(ctrl, SUMMED, 0, 0)
+            loss, weights = 0.0, 0.0
+            for q in range(PARTS):
+                if q == second and claimed_by_helper(ctrl, seq):
+                    loss, weights = loss + results[0], weights + results[1]
+                    break
+                block_loss, block_weights = block_summed_gradient(data, idx, batch_size, net, objective, q, blocks)
+                loss, weights = loss + block_loss, weights + block_weights
             add_blocks(blocks.grads, grad)
-            J = finish_gradient(loss0 + results[0], weights0 + results[1], net, objective, grad)
+            J = finish_gradient(loss, weights, net, objective, grad)
         return J, 0.0, t, COMPLETE
     Xs, Ys = blocks.Xs, blocks.Ys
-    N = idx.size if idx is not None else Xs.shape[0]
+    N_rows = idx.size if idx is not None else Xs.shape[0]
     total = 0.0
     correct = 0.0
     rows = 0
@@ -212,24 +258,28 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     bounds = (0.0, 0.0, 0.0)
     if stop is not None:
         bounds = exact_bounds(net.theta, optimizer, blocks.scratch.check)
-    for start in range(0, N, batch_size):
+    for start in range(0, N_rows, batch_size):
         if stop is not None and stop_requested(stop):
             status = STOPPED
             break
-        n = min(batch_size, N - start)
+        n = min(batch_size, N_rows - start)
         lo = start
         if idx is not None:
             gather_rows(data.X, idx, start, Xs[:n])
             gather_rows(data.Y, idx, start, Ys[:n])
             lo = 0
         c = penalty_coefficient(objective, float(n))
-        ctrl[1], ctrl[2], ctrl[3] = GRADIENT, lo, n
         results[2] = c
-        store_release(ctrl, 0, WORK)
-        loss0, correct0 = block_loss_and_gradient(Xs[lo : lo + n], Ys[lo : lo + n], data.sw, net, objective, c,
-                                                   first, blocks)
-        wait_for(ctrl, 0, DONE, DONE)
-        J = penalised(loss0 + results[0], float(n), objective, net.theta, net.sizes) * n
+        seq = hand_over(ctrl, GRADIENT, lo, n)
+        loss, batch_correct = 0.0, 0.0
+        for q in range(PARTS):
+            if q == second and claimed_by_helper(ctrl, seq):
+                loss, batch_correct = loss + results[0], batch_correct + results[1]
+                break
+            block_loss, block_correct = block_loss_and_gradient(Xs[lo : lo + n], Ys[lo : lo + n], data.sw, net,
+                                                                objective, c, q, blocks)
+            loss, batch_correct = loss + block_loss, batch_correct + block_correct
+        J = penalised(loss, float(n), objective, net.theta, net.sizes) * n
         add_blocks(blocks.grads, grad)
         if stop is not None:
             finite, bounds = check_step(total + J, net.theta, grad, optimizer, t + 1, decay, net.sizes, bounds,
@@ -238,7 +288,7 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
                 status = DIVERGED
                 break
         total += J
-        correct += correct0 + results[1]
+        correct += batch_correct
         rows += n
         t += 1
         step(optimizer.code, net.theta, grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,

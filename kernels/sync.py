@@ -61,6 +61,22 @@ def store_release(typingctx, flags, i, value):
 
 
 @intrinsic
+def compare_exchange(typingctx, flags, i, expected, value):
+    """flags[i] <- value if it holds ``expected`` (int64), atomically (acquire and
+    release); returns whether it did."""
+    sig = types.boolean(flags, i, expected, value)
+
+    def codegen(context, builder, signature, args):
+        ptr = _flag_pointer(context, builder, signature.args[0], args[0], args[1])
+        old = context.cast(builder, args[2], signature.args[2], types.int64)
+        new = context.cast(builder, args[3], signature.args[3], types.int64)
+        pair = builder.cmpxchg(ptr, old, new, "acq_rel", "acquire")
+        return builder.extract_value(pair, 1)
+
+    return sig, codegen
+
+
+@intrinsic
 def cpu_relax(typingctx):
     """The x86 ``pause`` hint inside a spin loop (nothing elsewhere)."""
     sig = types.void()
@@ -75,6 +91,19 @@ def cpu_relax(typingctx):
     return sig, codegen
 
 
+@jit(inline="always")
+def back_off(polls):
+    """The wait after ``polls`` unanswered polls (see SPINS); returns polls + 1."""
+    polls += 1
+    if polls <= SPINS:
+        cpu_relax()
+    elif polls <= 2 * SPINS:
+        _sched_yield()
+    else:
+        _usleep(SLEEP_US)
+    return polls
+
+
 @jit
 def wait_for(flags, i, a, b):
     """Spin until flags[i] is a or b; return which value it holds."""
@@ -83,10 +112,4 @@ def wait_for(flags, i, a, b):
         s = load_acquire(flags, i)
         if s == a or s == b:
             return s
-        polls += 1
-        if polls <= SPINS:
-            cpu_relax()
-        elif polls <= 2 * SPINS:
-            _sched_yield()
-        else:
-            _usleep(SLEEP_US)
+        polls = back_off(polls)

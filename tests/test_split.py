@@ -1,6 +1,6 @@
-"""Full-batch epochs split between two cores (fastnn.kernels.split, fastnn._core.split): same
-answers as the reference and as one core, the same bits from any thread, safe with
-threads and fork."""
+"""Epochs split between two cores (fastnn.kernels.split, fastnn._core.split): full batches
+and mid-sized minibatches; same answers as the reference and as one core, the same bits
+from any thread (whichever computes the second block), safe with threads and fork."""
 import multiprocessing
 import threading
 import time
@@ -69,10 +69,13 @@ def test_split_gradient_equals_the_reference(spec, n, dtype, rng):
 
 
 # -- when fastnn splits ----------------------------------------------------------------------
-def test_only_full_batch_epochs_without_dropout_and_large_enough_split(two_cores):
+def test_full_batches_and_mid_sized_minibatches_without_dropout_split(two_cores):
     sizes = np.array([64, 64, 10])
     assert should_split(sizes, 1437, 1437, dropout=False)
-    assert not should_split(sizes, 32, 1437, dropout=False)  # minibatches: BLAS threads
+    assert not should_split(sizes, 32, 1437, dropout=False)  # 0.15M multiply-adds a step: the hand-off costs more
+    assert should_split(np.array([64, 100, 10]), 200, 1797, dropout=False)  # 1.5M a step (scikit-learn's batch)
+    assert not should_split(np.array([64, 512, 10]), 200, 1797, dropout=False)  # 7.6M a step: BLAS's own threads
+    assert should_split(np.array([64, 512, 10]), 1797, 1797, dropout=False)  # a full batch of any size
     assert not should_split(sizes, 1437, 1437, dropout=True)
     assert not should_split(sizes, 1437, None, dropout=False)
     assert not should_split(np.array([3, 2, 1]), 100, 100, dropout=False)  # too small to pay
@@ -199,3 +202,54 @@ def test_an_interrupted_start_still_stops_the_helper(monkeypatch):
     while any(t.name.startswith("fastnn-split") for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not any(t.name.startswith("fastnn-split") for t in threading.enumerate())
+
+
+# -- the second block, on whichever thread gets to it ------------------------------------------
+class _AbsentHelper:
+    """A helper thread that never takes a block (as one whose core another process holds):
+    the caller must compute every second block itself."""
+
+    def __init__(self, args, rest, key=None):
+        self.args, self.rest, self.key = args, rest, args if key is None else key
+        self.ctrl = np.zeros(split.CTRL_SIZE, dtype=np.int64)
+        self.ctrl[split.STATE] = split.READY
+        self.results = np.zeros(3)
+
+    def serves(self, key):
+        from fastnn._core.split import _same
+
+        return _same(key, self.key)
+
+    def stop(self):
+        pass
+
+
+def _lbfgs_run(digits):
+    X_train, _, y_train, _ = digits
+    labels = np.argmax(y_train, axis=1)
+    clf = fastnn.MLPClassifier(hidden_layer_sizes=(64,), solver="lbfgs", max_iter=5, random_state=0)
+    return np.concatenate([c.ravel() for c in clf.fit(X_train, labels).coefs_])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_the_caller_takes_the_second_block_when_the_helper_does_not_the_same_bits(digits, two_cores, monkeypatch):
+    from fastnn._core import split as _split
+
+    minibatch = dict(batch_size=256, optimizer="sgd")  # 1.2M multiply-adds a step: split
+    assert KernelEngine.workspace(fastnn.NeuralNetwork(64, 64, 10), 256, epoch_rows=1437).split_grads is not None
+    with_helper = [_tutorial_run(digits, epochs=3)[0], _tutorial_run(digits, epochs=3, **minibatch)[0]]
+    lbfgs = _lbfgs_run(digits)
+    monkeypatch.setattr(_split, "BlockHelper", _AbsentHelper)
+    alone = [_tutorial_run(digits, epochs=3)[0], _tutorial_run(digits, epochs=3, **minibatch)[0]]
+    for a, b in zip(with_helper, alone):
+        assert a.params.tobytes() == b.params.tobytes()
+        assert a.a2.tobytes() == b.a2.tobytes()  # the test set's predictions (PREDICT) too
+    assert _lbfgs_run(digits).tobytes() == lbfgs.tobytes()  # L-BFGS's loss and gradient (LOSS_GRAD)
+
+
+def test_split_minibatches_and_one_core_agree_to_rounding(digits, two_cores):
+    kw = dict(epochs=5, batch_size=256, optimizer="sgd")
+    split_params = _tutorial_run(digits, **kw)[0].params
+    fastnn.set_num_threads(1)  # no split: each batch in one pass
+    one_core = _tutorial_run(digits, **kw)[0].params
+    np.testing.assert_allclose(split_params, one_core, rtol=1e-12, atol=1e-14)

@@ -182,15 +182,15 @@ class OptimizerState:
 # -- scratch -----------------------------------------------------------------------------------
 def should_split(sizes, batch_size, epoch_rows, dropout):
     """Whether to train on 2 cores by splitting each batch's rows (``kernels.split``)
-    rather than with BLAS's threads: for full-batch epochs without dropout, big enough
-    to pay for the hand-off, when fastnn may use 2 cores (the tutorial's epoch takes
-    half the time). Minibatches can be split too, but most measured slower split: no
-    rule for them yet (docs/performance.md, "Threads")."""
-    return (
-        epoch_rows is not None and batch_size >= epoch_rows and not dropout
-        and batch_size >= split.PARTS and threads.forward_macs(sizes, batch_size) >= SPLIT_MIN_MACS
-        and threads.can_split()
-    )
+    rather than with BLAS's threads: for epochs without dropout whose steps are big
+    enough to pay for the hand-off, full batches (the tutorial's epoch takes half the
+    time) and minibatches below ``threads.SMALL_STEP_MACS`` (above it BLAS's own threads
+    do better), when fastnn may use 2 cores (docs/performance.md, "Minibatches split
+    between two cores")."""
+    if epoch_rows is None or dropout or batch_size < split.PARTS or not threads.can_split():
+        return False
+    macs = threads.forward_macs(sizes, batch_size)
+    return macs >= SPLIT_MIN_MACS and (batch_size >= epoch_rows or macs < threads.SMALL_STEP_MACS)
 
 
 def should_split_full_batch(sizes, rows):

@@ -1,8 +1,9 @@
-"""The helper thread of a split full-batch training call (``fastnn.kernels.split``).
+"""The helper thread of a split training call (``fastnn.kernels.split``).
 
 For the whole training call a helper thread sits in ``split.split_run`` (compiled,
-without the GIL) and computes block 1 of each epoch's batch while the caller
-computes block 0 (``split_run`` again); they meet through a flag in shared memory.
+without the GIL) and computes block 1 of each batch while the caller computes block 0
+(``split_run`` again), unless the caller, done first, takes block 1 too; they meet
+through flags in shared memory.
 Handing the block over through Python instead (semaphores, the GIL) took a sixth of
 the tutorial's epoch, and a Numba parallel region much longer to compile
 (docs/performance.md).
@@ -28,7 +29,7 @@ class BlockHelper:
     def __init__(self, args, rest, key=None):
         self.args, self.rest = args, rest
         self.key = args if key is None else key
-        self.ctrl = np.zeros(4, dtype=np.int64)  # state, job, first row, rows (see kernels/split.py)
+        self.ctrl = np.zeros(split.CTRL_SIZE, dtype=np.int64)  # the hand-off's flags (see kernels/split.py)
         self.results = np.zeros(3)  # block 1's loss and correct count; the batch's L2 coefficient
         self.thread = threading.Thread(target=run_flushing_subnormals,
                                        args=(split.split_run, split.HELPER, self.ctrl, self.results, *args, *rest),
@@ -41,14 +42,14 @@ class BlockHelper:
             raise
 
     def _wait_until_ready(self):
-        while self.ctrl[0] != split.READY:  # the first call compiles split_run (or loads it)
+        while self.ctrl[split.STATE] != split.READY:  # the first call compiles split_run (or loads it)
             if not self.thread.is_alive():
                 raise RuntimeError("fastnn's split helper thread stopped before it was ready")
             time.sleep(1e-4)
 
     def _stop_when_ready(self):
         # STOP written before READY would be overwritten by it: wait for READY first.
-        while self.ctrl[0] != split.READY and self.thread.is_alive():
+        while self.ctrl[split.STATE] != split.READY and self.thread.is_alive():
             time.sleep(1e-3)
         self.stop()
 
@@ -57,7 +58,7 @@ class BlockHelper:
         return _same(key, self.key)
 
     def stop(self):
-        self.ctrl[0] = split.STOP  # the helper polls with acquire loads: it sees this store
+        self.ctrl[split.STATE] = split.STOP  # the helper polls with acquire loads: it sees this store
         self.thread.join()
 
 

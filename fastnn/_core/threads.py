@@ -5,7 +5,8 @@ fastnn's threads do two kinds of work, chosen by problem size:
   stays on the calling thread: Numba's parallel pool and OpenBLAS's pool spin against
   each other on 2 cores, so the two are never busy at once. Steps under ``SMALL_STEP_MACS`` multiply-adds keep BLAS on one
   thread for the training call: there its second thread costs more than it gains.
-- For a full-batch epoch (one step per epoch, as in the tutorial), fastnn splits the
+- For a full-batch epoch (one step per epoch, as in the tutorial), and minibatch steps
+  from ``engine.SPLIT_MIN_MACS`` up to ``SMALL_STEP_MACS``, fastnn splits each
   batch's rows between the calling thread and a helper thread instead
   (``fastnn.kernels.split``, ``fastnn._core.split``), with BLAS held to one thread for
   the whole training call (``serial_blas``): small GEMMs gain little from BLAS
