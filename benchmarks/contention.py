@@ -8,6 +8,7 @@ busy (another process spinning on one core, started before and stopped after, bo
 by a timeout) x default threads or ``FASTNN_NUM_THREADS=1``. Prints one Markdown table.
 """
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -17,18 +18,26 @@ HERE = Path(__file__).resolve().parent
 SPIN = "import time\nend = time.time() + 1800\nwhile time.time() < end:\n    pass\n"  # bounded: 30 min at most
 
 
-def run(repeats, busy, one_thread):
-    env = {k: v for k, v in os.environ.items() if k != "FASTNN_NUM_THREADS"}
-    if one_thread:
-        env["FASTNN_NUM_THREADS"] = "1"
+@contextlib.contextmanager
+def busy_core(busy=True):
+    """Inside the block, another process spinning on one core (bounded by SPIN's timeout),
+    or nothing when ``busy`` is False."""
     spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if busy else None
     try:
-        out = subprocess.run([sys.executable, str(HERE / "tutorial_speed.py"), "--repeats", str(repeats)], env=env,
-                             capture_output=True, text=True, check=True).stdout
+        yield
     finally:
         if spinner is not None:
             spinner.kill()
             spinner.wait()
+
+
+def run(repeats, busy, one_thread):
+    env = {k: v for k, v in os.environ.items() if k != "FASTNN_NUM_THREADS"}
+    if one_thread:
+        env["FASTNN_NUM_THREADS"] = "1"
+    with busy_core(busy):
+        out = subprocess.run([sys.executable, str(HERE / "tutorial_speed.py"), "--repeats", str(repeats)], env=env,
+                             capture_output=True, text=True, check=True).stdout
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| ") and "workload" not in line]
     return [[cell.strip() for cell in row] for row in rows]
 

@@ -25,21 +25,18 @@ import fastnn
 from fastnn._app import bench
 from fastnn.kernels import blas
 
-LR = bench.LR
-
 
 def epoch_timer(w, X, y, optimizer):
-    nn = fastnn.NeuralNetwork(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], "categorical_crossentropy",
-                              activation="relu", init="he", dtype=X.dtype, seed=0)
-    trainer = fastnn.Trainer(nn, "categorical_crossentropy")
+    """Seconds of one epoch of ``fastnn bench``'s fastnn runner with ``optimizer``, after a warm-up one."""
+    run_epoch = bench._fastnn_runner(fastnn, w, X, y, X.dtype, optimizer=optimizer)
 
-    def run():
+    def timed():
         start = time.perf_counter()
-        trainer.train(X, y, None, None, 1, LR, batch_size=w.batch, optimizer=optimizer)
+        run_epoch()
         return time.perf_counter() - start
 
-    run()  # warm-up: kernel load, first touch of the moments
-    return run
+    timed()  # warm-up: kernel load, first touch of the moments
+    return timed
 
 
 def bandwidth(p, dtype, threads):

@@ -125,11 +125,11 @@ def gemm_floor(w, dtype, repeats):
 
 
 # -- one runner per implementation: run_epoch() trains one epoch ----------------------------
-def _fastnn_runner(module, w, X, y, dtype, compute_dtype=None):
+def _fastnn_runner(module, w, X, y, dtype, compute_dtype=None, optimizer="adam"):
     model = module.NeuralNetwork(w.sizes[0], list(w.sizes[1:-1]), w.sizes[-1], "categorical_crossentropy",
                                  activation="relu", init="he", dtype=dtype, seed=0, compute_dtype=compute_dtype)
     trainer = module.Trainer(model, "categorical_crossentropy")
-    return lambda: trainer.train(X, y, None, None, 1, LR, batch_size=w.batch, optimizer="adam")
+    return lambda: trainer.train(X, y, None, None, 1, LR, batch_size=w.batch, optimizer=optimizer)
 
 
 def _sklearn_runner(w, X, y, dtype):
