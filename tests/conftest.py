@@ -22,6 +22,17 @@ settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("FASTNN_HYPOTHESIS", "ci"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _compiles_are_expected():
+    """The suite compiles kernel variants the install does not (odd layouts, direct kernel
+    calls): no compile notice (fastnn._core.precompile.CompileNotice) in whichever test
+    compiles first, so a test's warnings never depend on the order; the notice's own
+    tests turn it back on."""
+    from fastnn._core import precompile
+
+    precompile._compile_said = True
+
+
 @pytest.fixture(scope="session")
 def digits():
     """The tutorial's digits task: MinMax-scaled pixels, one-hot targets, 80/20 split.

@@ -163,6 +163,49 @@ def test_disabled_jit_is_reported_and_warned_once(monkeypatch):
         _precompile.announce("tutorial", "float32")  # once per face and dtype
 
 
+def test_a_compile_no_status_foresaw_is_warned_once_at_the_users_call(monkeypatch):
+    import numpy as np
+    from fastnn.kernels import sync
+
+    from numba.core.caching import NullCache
+
+    monkeypatch.setattr(_precompile, "_compile_said", False)
+    monkeypatch.setattr(sync.wait_for, "_cache", NullCache())  # compiles in this process, every run
+    flags = np.zeros(1, dtype=np.int64)
+    with pytest.warns(_precompile.CompileWarning) as caught:
+        sync.wait_for(flags, 0, np.int16(0), np.int16(1))  # a variant nothing compiled: int16 values
+    message = str(caught[0].message)
+    assert len(caught) == 1 and "compiling fastnn.kernels.sync.wait_for now" in message and "fastnn compile" in message
+    assert caught[0].filename == __file__  # it points at the call that compiled, not inside numba
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sync.wait_for(flags, 0, np.int8(0), np.int8(1))  # once per process
+
+
+FIT_WITH_DECAY = """
+import warnings
+import numpy as np
+from fastnn import MLPClassifier
+rng = np.random.default_rng(0)
+X = rng.random((60, 4)).astype("float32"); y = rng.integers(0, 3, 60)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    MLPClassifier((5,), max_iter=2, random_state=0, weight_decay=0.1).fit(X, y)
+print([str(w.message) for w in caught if "compil" in str(w.message)])
+"""
+
+
+def test_a_fit_on_a_variant_the_install_did_not_compile_says_so(compiled, tmp_path):
+    # Decoupled weight decay is a float where the compiled epochs have None: another variant.
+    cache_dir, _ = compiled
+    copy = tmp_path / "cache"
+    shutil.copytree(cache_dir, copy)
+    assert run(["-c", "from fastnn._core import precompile as p; print(p.status('sklearn', 'float32')[0])"],
+               copy).stdout.strip() == "ready"
+    messages = eval(run(["-c", FIT_WITH_DECAY], copy).stdout.strip().splitlines()[-1])  # noqa: S307 - our own print
+    assert len(messages) == 1 and "compiling fastnn.kernels.epoch.fit_epoch now" in messages[0]
+
+
 def test_compile_command_rejects_bad_arguments():
     result = subprocess.run([sys.executable, "-m", "fastnn", "compile", "--dtype", "float16"], capture_output=True,
                             text=True, cwd=ROOT, timeout=120)

@@ -10,11 +10,13 @@ source of the file (a SHA-256 of it). The install fills that cache ahead of time
 ``status`` reads the cache's index files to say, per face and dtype, whether the
 kernels are ready for this machine and, if not, why; the engines (``engine``,
 ``sk_engine``) call ``announce`` before their first kernel call, which warns once per
-face and dtype when a compile is coming. While a kernel compiles, Python's cyclic
-garbage collector runs less often (``RelaxedCollection``).
+face and dtype when a compile is coming; a compile that nothing announced (a variant
+the install did not compile) warns when it starts (``CompileNotice``). While a kernel
+compiles, Python's cyclic garbage collector runs less often (``RelaxedCollection``).
 """
 import gc
 import pickle
+import sys
 import warnings
 from pathlib import Path
 
@@ -137,15 +139,19 @@ def _array_dtypes(types):
 
 
 _announced = set()
+_compile_said = False  # whether this process was told (or asked) that fastnn compiles: see CompileNotice
 
 
 def expect_compile(face, dtype):
     """No warning for ``face`` and ``dtype`` in this process: they are compiled on purpose."""
+    global _compile_said
     _announced.add((face, np.dtype(dtype).name))
+    _compile_said = True
 
 
 def announce(face, dtype):
     """Before a face's first kernel call in ``dtype``: warn once if it will compile."""
+    global _compile_said
     key = (face, np.dtype(dtype).name)
     if key in _announced:
         return
@@ -155,11 +161,51 @@ def announce(face, dtype):
     except Exception:  # noqa: BLE001 - numba's cache internals changed: never fail a fit over a warning
         return
     if state == "compile":
+        _compile_said = True
         warnings.warn(
             f"fastnn is compiling its {face} kernels for {key[1]} now (several seconds, once per machine): {reason}. "
             f"Run `{COMPILE_COMMAND}` to compile ahead of time.", CompileWarning, stacklevel=3)
     elif state == "interpreted":
         warnings.warn(f"fastnn: {reason}.", CompileWarning, stacklevel=3)
+
+
+class CompileNotice(event.Listener):
+    """The warning for a compile that ``announce`` could not foresee. ``status`` tells
+    whether a face's entry kernels are compiled for a dtype, not whether every variant a
+    fit may take is (one per combination of argument types: e.g. with decoupled weight
+    decay, a float rather than None); such a fit would compile for seconds in silence.
+    So when one of fastnn's kernels starts compiling (the outermost compile of a nest),
+    and nothing said so in this process, this warns once, naming the kernel."""
+
+    def __init__(self):
+        self.depth = 0
+
+    def on_start(self, event):
+        global _compile_said
+        self.depth += 1
+        dispatcher = event.data["dispatcher"]
+        if self.depth > 1 or _compile_said or not _is_kernel(dispatcher):
+            return
+        _compile_said = True
+        warnings.warn(
+            f"fastnn is compiling {dispatcher.py_func.__module__}.{dispatcher.py_func.__qualname__} now for a "
+            f"combination of argument types not compiled ahead of time (several seconds, once per machine: the "
+            f"cache keeps it). `{COMPILE_COMMAND}` compiles what the install compiles; this kernel's variant was not "
+            f"part of it.", CompileWarning, stacklevel=_caller_stacklevel())
+
+    def on_end(self, event):
+        self.depth -= 1
+
+
+def _caller_stacklevel():
+    """``warnings.warn``'s stacklevel of the innermost frame outside fastnn, numba and
+    llvmlite (the user's call that led to the compile), counted from the caller of this;
+    2 (numba's frame) in a thread that has none, such as the split's helper."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in ("fastnn", "numba", "llvmlite",
+                                                                                       "contextlib", "threading"):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 2
 
 
 # -- while compiling ------------------------------------------------------------------------------
@@ -198,3 +244,4 @@ def _is_kernel(dispatcher):
 
 
 event.register("numba:compile", RelaxedCollection())
+event.register("numba:compile", CompileNotice())
