@@ -1,12 +1,17 @@
 """The engine's rule for splitting batches between two cores, against never splitting.
 
-    python benchmarks/split_rule.py [--rounds 3] [--busy]
+    python benchmarks/split_rule.py [--rounds 3] [--epochs 20] [--busy]
+    python benchmarks/split_rule.py --seconds 120 --epochs 400 [--busy]
 
 The tutorial face on digits (1797 rows), ReLU, Adam, for networks and batch sizes on both
-sides of the rule (``engine.should_split``): one process, the rule and "never split"
-alternated, medians of ``--rounds`` rounds of 20 epochs each. ``--busy`` runs it while
-another process spins on one core (started before, stopped after, bounded by a timeout).
-Prints one Markdown table.
+sides of the rule (``engine.should_split``): one process, the rule, the rule with the
+helper thread in every split epoch (``fastnn._core.split.Pace`` never consulted: as before
+it) and "never split" alternated, medians of ``--rounds`` rounds of ``--epochs`` epochs
+each; the speed-up is the rule's over never splitting. ``--busy`` runs it while another
+process spins on one core (started before, stopped after, bounded by a timeout).
+Prints one Markdown table. With ``--seconds`` it runs one case, the three ways in turn,
+for that long instead, and prints the distribution of each way's epoch times: the
+speed of a split step changes over seconds on a virtual machine.
 """
 import argparse
 import statistics
@@ -18,7 +23,7 @@ CASES = [((64, 100, 10), 200), ((64, 128, 10), 256), ((64, 64, 10), 128), ((64, 
          ((64, 64, 10), None)]
 
 
-def epoch_ms(engine, rule, X, y, sizes, batch, dtype, epochs=20):
+def epoch_ms(engine, rule, X, y, sizes, batch, dtype, epochs):
     import fastnn
 
     engine.should_split = rule
@@ -32,27 +37,58 @@ def epoch_ms(engine, rule, X, y, sizes, batch, dtype, epochs=20):
     return (time.perf_counter() - start) / epochs * 1e3
 
 
-def rows(engine, threads, X, y, rounds):
-    """The table's rows: each case and dtype, the rule against never splitting."""
+def rows(engine, threads, X, y, rounds, epochs):
+    """The table's rows: each case and dtype, the rule against never splitting, and the
+    rule with the helper in every step (``split.Pace`` never consulted: before the pace)."""
+    from fastnn._core import split
+
     rule, never = engine.should_split, (lambda *a: False)
-    for sizes, batch in CASES:
-        step_rows = X.shape[0] if batch is None else batch
-        macs = threads.forward_macs(np.array(sizes), step_rows)
-        splits = rule(np.array(sizes), step_rows, X.shape[0], False)
-        for dtype in ("float64", "float32"):
-            times = {"never": [], "rule": []}
-            for r in range(rounds):
-                for name in (("never", "rule") if r % 2 == 0 else ("rule", "never")):
-                    times[name].append(epoch_ms(engine, rule if name == "rule" else never, X, y, sizes, batch, dtype))
-            a, b = statistics.median(times["never"]), statistics.median(times["rule"])
-            yield (f"| {'-'.join(map(str, sizes))}, {batch or 'full batch'} | {macs / 1e6:.2f}M | "
-                   f"{'yes' if splits else 'no'} | {dtype} | {a:.3f} ms | {b:.3f} ms | {a / b:.2f}x |")
+    paced = split.Pace.helper_joins
+    variants = {"never": (never, paced), "always": (rule, lambda self: True), "rule": (rule, paced)}
+    try:
+        for sizes, batch in CASES:
+            step_rows = X.shape[0] if batch is None else batch
+            macs = threads.forward_macs(np.array(sizes), step_rows)
+            splits = rule(np.array(sizes), step_rows, X.shape[0], False)
+            for dtype in ("float64", "float32"):
+                times = {name: [] for name in variants}
+                for r in range(rounds):
+                    for name in list(variants)[:: 1 if r % 2 == 0 else -1]:
+                        split_rule, split.Pace.helper_joins = variants[name]
+                        times[name].append(epoch_ms(engine, split_rule, X, y, sizes, batch, dtype, epochs))
+                a, h, b = (statistics.median(times[name]) for name in variants)
+                yield (f"| {'-'.join(map(str, sizes))}, {batch or 'full batch'} | {macs / 1e6:.2f}M | "
+                       f"{'yes' if splits else 'no'} | {dtype} | {a:.3f} ms | {h:.3f} ms | {b:.3f} ms | {a / b:.2f}x |")
+    finally:
+        split.Pace.helper_joins = paced
+
+
+def over_time(engine, X, y, seconds, epochs):
+    """For ``seconds``: calls of ``epochs`` epochs of 64-100-10, batch 200, float64 (split
+    by the rule), never split, with the helper always, and paced, in turn. Returns each
+    variant's epoch times (ms), one per call."""
+    from fastnn._core import split
+
+    rule, paced = engine.should_split, split.Pace.helper_joins
+    variants = {"never": (lambda *a: False, paced), "always": (rule, lambda self: True), "rule": (rule, paced)}
+    times = {name: [] for name in variants}
+    start = time.perf_counter()
+    try:
+        while time.perf_counter() - start < seconds:
+            for name, (split_rule, split.Pace.helper_joins) in variants.items():
+                times[name].append(epoch_ms(engine, split_rule, X, y, (64, 100, 10), 200, "float64", epochs))
+    finally:
+        engine.should_split, split.Pace.helper_joins = rule, paced
+    return times
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--busy", action="store_true", help="with another process spinning on one core")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per timed training call")
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="instead of the table: the three ways in turn for this long, one case")
     args = parser.parse_args(argv)
     from contention import busy_core  # benchmarks/contention.py (imported here: asv imports this module too)
     from sklearn.datasets import load_digits
@@ -62,12 +98,23 @@ def main(argv=None):
     X, y = load_digits(return_X_y=True)
     X = X / 16
     rule = engine.should_split
-    print(f"| network, batch | multiply-adds a step | split by the rule | dtype | never split | rule | "
-          f"speed-up{' (busy)' if args.busy else ''} |")
-    print("|---|---|---|---|---|---|---|")
+    if args.seconds:
+        with busy_core(args.busy):
+            times = over_time(engine, X, y, args.seconds, args.epochs)
+        print(f"| 64-100-10, batch 200, float64, calls of {args.epochs} epochs{' (busy)' if args.busy else ''} | "
+              f"calls | median | mean | 90th percentile | slowest |")
+        print("|---|---|---|---|---|---|")
+        for name, label in (("never", "never split"), ("always", "rule, helper always"), ("rule", "rule, paced")):
+            t = np.array(times[name])
+            print(f"| {label} | {t.size} | {np.median(t):.3f} ms | {t.mean():.3f} ms | {np.percentile(t, 90):.3f} ms | "
+                  f"{t.max():.3f} ms |")
+        return
+    print(f"| network, batch | multiply-adds a step | split by the rule | dtype | never split | "
+          f"rule, helper always | rule, paced | speed-up{' (busy)' if args.busy else ''} |")
+    print("|---|---|---|---|---|---|---|---|")
     try:
         with busy_core(args.busy):
-            for row in rows(engine, threads, X, y, args.rounds):
+            for row in rows(engine, threads, X, y, args.rounds, args.epochs):
                 print(row, flush=True)
     finally:
         engine.should_split = rule

@@ -28,7 +28,7 @@ from .epoch import batch_gradient, finish_gradient, gather_rows, penalised, pena
 from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .network import predict
 from .optimizers import step
-from .sync import back_off, compare_exchange, load_acquire, store_release, wait_for
+from .sync import SPINS, back_off, compare_exchange, load_acquire, store_release, wait_for
 
 PARTS = 2
 
@@ -136,8 +136,10 @@ def block_summed_gradient(data, idx, chunk, net, objective, q, blocks):
 
 # -- the hand-off (see kernels/sync.py) -------------------------------------------------------
 # ctrl (CTRL_SIZE,) int64. ctrl[STATE]: the helper writes READY when it starts, Python STOP
-# to end it. Each job the caller hands over gets the next number in ctrl[SEQ] (written with
-# release ordering after the job: ctrl[JOB], for GRADIENT ctrl[LO:N + 1] = (first row, rows)
+# to end it, or PAUSED to keep it from claiming jobs (it sleeps between polls) until
+# Python writes READY again: the caller then computes both blocks, the same bits. Each
+# job the caller hands over gets the next number in ctrl[SEQ] (written with release
+# ordering after the job: ctrl[JOB], for GRADIENT ctrl[LO:N + 1] = (first row, rows)
 # of the batch in Xs, Ys and results[2] its L2 coefficient; SUMMED is block 1 of L-BFGS's
 # rows). Block 1 of job s goes to whichever thread first moves ctrl[CLAIM] from s - 1 to s
 # (a compare-and-swap): the helper when it is awake, else the caller, after its block 0, so
@@ -146,7 +148,7 @@ def block_summed_gradient(data, idx, chunk, net, objective, q, blocks):
 # thread, so the results do not depend on which did.
 STATE, JOB, LO, N, SEQ, CLAIM, DONE = range(7)
 CTRL_SIZE = 7
-READY, STOP = 1, 4
+READY, PAUSED, STOP = 1, 2, 4
 GRADIENT, FORWARD, SUMMED = 0, 1, 2
 # The roles of split_run. The helper computes block 1 of any job it claims, the caller block 0.
 EPOCH, HELPER, PREDICT, LOSS_GRAD = 0, 1, 2, 3
@@ -177,9 +179,10 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
     HELPER: the helper thread's loop for a whole training call, until ctrl[STATE] says
-    STOP: for each new job it claims, block 1 of it (GRADIENT: of the batch, its (loss,
-    correct) into results[0:2]; FORWARD: ``block_predict``; SUMMED: of LOSS_GRAD's rows,
-    its (loss sum, weight sum) into results[0:2]), then DONE. It reads only ``net``,
+    STOP (while it says PAUSED, it claims nothing): for each new job it claims, block 1
+    of it (GRADIENT: of the batch, its (loss, correct) into results[0:2]; FORWARD:
+    ``block_predict``; SUMMED: of LOSS_GRAD's rows, its (loss sum, weight sum) into
+    results[0:2]), then DONE. It reads only ``net``,
     ``objective``, ``blocks`` and data.sw (empty: unit weights), and for SUMMED ``data``,
     ``idx`` and ``batch_size``: the training call's own arrays; the caller changes their
     contents (theta, the gathered batch) only once a job's block 1 is done. Returns zeros.
@@ -206,10 +209,13 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         seen = load_acquire(ctrl, SEQ)  # jobs handed over before the helper started are the caller's
         store_release(ctrl, STATE, READY)
         polls = 0
-        while load_acquire(ctrl, STATE) != STOP:
+        while True:
+            state = load_acquire(ctrl, STATE)
+            if state == STOP:
+                break
             seq = load_acquire(ctrl, SEQ)
-            if seq == seen:
-                polls = back_off(polls)
+            if seq == seen or state == PAUSED:
+                polls = back_off(max(polls, 2 * SPINS) if state == PAUSED else polls)  # paused: sleep at once
                 continue
             seen, polls = seq, 0
             job, lo, n, c = ctrl[JOB], ctrl[LO], ctrl[N], results[2]  # ordered by the acquire load of SEQ

@@ -220,6 +220,9 @@ class _AbsentHelper:
 
         return _same(key, self.key)
 
+    def join_in(self, joins):
+        pass
+
     def stop(self):
         pass
 
@@ -253,3 +256,52 @@ def test_split_minibatches_and_one_core_agree_to_rounding(digits, two_cores):
     fastnn.set_num_threads(1)  # no split: each batch in one pass
     one_core = _tutorial_run(digits, **kw)[0].params
     np.testing.assert_allclose(split_params, one_core, rtol=1e-12, atol=1e-14)
+
+
+# -- the pace: whether the helper joins (fastnn._core.split.Pace) ----------------------------------
+def _paced(pace, seconds_with, seconds_without, calls):
+    """The choices of ``pace`` over ``calls`` calls taking the given times each way."""
+    joined = []
+    for _ in range(calls):
+        joins = pace.helper_joins()
+        joined.append(joins)
+        pace.record(joins, seconds_with if joins else seconds_without)
+    return joined
+
+
+def test_the_pace_keeps_a_helper_that_pays_and_probes_ever_more_rarely():
+    from fastnn._core.split import Pace
+
+    joined = _paced(Pace(), 1.0, 1.5, 250)
+    probes = [i for i, j in enumerate(joined) if not j]
+    assert probes == [16, 48, 112, 176, 240]  # after 16 calls, then 32 and 64 (the most) later
+
+
+def test_the_pace_leaves_out_a_helper_that_does_not_pay_and_takes_it_back_when_it_does():
+    from fastnn._core.split import Pace
+
+    pace = Pace()
+    joined = _paced(pace, 2.0, 1.5, 100)  # the helper slows the steps down (a shared core)
+    assert joined[:17] == [True] * 16 + [False] and not pace.helper
+    assert [i for i, j in enumerate(joined) if j and i > 16] == [32, 64]  # alone but for tries 16, then 32 later
+    joined = _paced(pace, 1.0, 1.5, 30)  # the helper pays again: back at its next try
+    assert pace.helper and joined[-1]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_paused_helper_takes_no_block_and_a_paced_run_gives_the_same_bits(digits, two_cores, monkeypatch):
+    from fastnn._core import split as _split
+
+    minibatch = dict(batch_size=256, optimizer="sgd")  # 1.2M multiply-adds a step: split
+    with_helper = [_tutorial_run(digits, epochs=5)[0], _tutorial_run(digits, epochs=5, **minibatch)[0]]
+    stopped = []
+    monkeypatch.setattr(_split.BlockHelper, "stop", lambda self, stop=_split.BlockHelper.stop: (
+        stopped.append(int(self.ctrl[split.DONE])), stop(self)))
+    monkeypatch.setattr(_split.Pace, "helper_joins", lambda self: False)  # paused from the start
+    paused = [_tutorial_run(digits, epochs=5)[0], _tutorial_run(digits, epochs=5, **minibatch)[0]]
+    assert stopped and set(stopped) == {0}  # no helper finished a job
+    monkeypatch.setattr(_split.Pace, "helper_joins", lambda self: self.calls % 2 == 0)  # by turns
+    by_turns = [_tutorial_run(digits, epochs=5)[0], _tutorial_run(digits, epochs=5, **minibatch)[0]]
+    for a, b, c in zip(with_helper, paused, by_turns):
+        assert a.params.tobytes() == b.params.tobytes() == c.params.tobytes()
+        assert a.a2.tobytes() == b.a2.tobytes() == c.a2.tobytes()

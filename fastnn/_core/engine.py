@@ -8,6 +8,7 @@ and bring their data; everything that touches the data or the weights is here.
 Parameters are one flat buffer ``theta`` in the kernels' layout (W_0, b_0, W_1, b_1, ...).
 """
 import contextlib
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -233,6 +234,7 @@ class Workspace:
         self.batch_views = None  # (rows, d) views of Xb, Yb that split epochs gather batches into
         self.helper = None  # the split's helper thread (fastnn._core.split)
         self.training = False  # inside a training block: the helper may outlive an epoch
+        self.pace = None  # inside a training block: whether the helper joins the next call (split.Pace)
         self.test_X = self.test_out = self.test_acts = None
         self.test_chunk = 1
 
@@ -257,11 +259,11 @@ def splitting(work):
     after a GEMM, taking the second core from the split), and the split's helper thread
     lives until the end of the block, never longer."""
     with threads.serial_blas():
-        work.training = True
+        work.training, work.pace = True, _split.Pace()
         try:
             yield
         finally:
-            work.training = False
+            work.training, work.pace = False, None
             work.stop_helper()
 
 
@@ -382,9 +384,18 @@ def _split_call(role, work, args, rest, reads=()):
     if work.helper is None or not work.helper.serves(key):
         work.stop_helper()
         work.helper = _split.BlockHelper(args, rest, key)
+    # Inside a training block the helper joins the epochs (or L-BFGS's calls) while it
+    # pays (split.Pace, from their times); the test set's predictions follow the choice.
+    pace, timed = work.pace, work.pace is not None and role != split.PREDICT
+    joins = pace.helper_joins() if timed else pace is None or pace.helper
+    work.helper.join_in(joins)
     try:
         with threads.serial_blas(), flushing_subnormals():  # serial: already so inside a training block
-            return split.split_run(role, work.helper.ctrl, work.helper.results, *args, *rest)
+            start = time.perf_counter()
+            out = split.split_run(role, work.helper.ctrl, work.helper.results, *args, *rest)
+        if timed:
+            pace.record(joins, time.perf_counter() - start)
+        return out
     finally:
         if not work.training:  # a lone call: do not leave the helper spinning
             work.stop_helper()

@@ -9,7 +9,8 @@ the tutorial's epoch, and a Numba parallel region much longer to compile
 (docs/performance.md).
 The test set's predictions after each epoch go the same way.
 The helper spins while it waits (yielding its core after a while), so it lives only
-as long as the training call: ``KernelEngine.training`` stops it at the end.
+as long as the training call: ``KernelEngine.training`` stops it at the end. Within the
+call it joins only while it pays (``Pace``); paused, it sleeps.
 """
 import threading
 import time
@@ -53,6 +54,13 @@ class BlockHelper:
             time.sleep(1e-3)
         self.stop()
 
+    def join_in(self, joins):
+        """Let the helper claim jobs (``joins``), or keep it paused: the caller then
+        computes both blocks of each job, the same bits."""
+        state = split.READY if joins else split.PAUSED
+        if self.ctrl[split.STATE] != state:
+            self.ctrl[split.STATE] = state  # polled with acquire loads, as ``stop``'s store
+
     def serves(self, key):
         """Whether this helper runs over exactly these arrays and values (its ``key``)."""
         return _same(key, self.key)
@@ -70,3 +78,47 @@ def _same(a, b):
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return a is b
     return type(a) is type(b) and a == b
+
+
+class Pace:
+    """Whether the helper takes part in the next split call (epoch, or L-BFGS's loss and
+    gradient) of a training call, from the calls' times. Either way the results are the
+    same bits (kernels/split.py): this decides speed only.
+
+    On a quiet machine the helper makes a split epoch faster. But on a virtual machine,
+    for seconds at a time, the epochs with the helper ran slower than the caller alone,
+    while those on one core kept their speed (docs/performance.md, "The helper joins
+    while it pays"): two threads that meet at every step depend on where the host runs
+    the two virtual cores. So the calls are timed: after ``PROBE_FIRST`` calls with the
+    helper, one runs without it (a probe), and the faster way (the probe's time against
+    the median of the other's last ``KEEP``) runs until the next probe, which comes twice
+    as many calls later while the choice holds (up to ``PROBE_MAX``) and ``PROBE_FIRST``
+    calls later when it changes. A call's time is its whole ``split_run``, the same work
+    either way.
+    """
+
+    PROBE_FIRST, PROBE_MAX = 16, 64
+    KEEP = 3
+
+    def __init__(self):
+        self.helper = True  # the current choice
+        self.calls = 0
+        self.interval = self.PROBE_FIRST
+        self.next_probe = self.PROBE_FIRST
+        self.times = []  # the current choice's last KEEP call times
+
+    def helper_joins(self):
+        """Whether the helper takes part in the next call."""
+        return self.helper != (self.calls == self.next_probe)
+
+    def record(self, joined, seconds):
+        """The time of the call just made, with the helper (``joined``) or without."""
+        self.calls += 1
+        if joined == self.helper:
+            self.times = (self.times + [seconds])[-self.KEEP:]
+            return
+        if seconds < float(np.median(self.times)):  # the probe was faster: switch
+            self.helper, self.times, self.interval = joined, [seconds], self.PROBE_FIRST
+        else:
+            self.interval = min(2 * self.interval, self.PROBE_MAX)
+        self.next_probe = self.calls - 1 + self.interval  # counted from the probe's call
