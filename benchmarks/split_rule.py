@@ -1,10 +1,10 @@
 """The engine's rule for splitting batches between two cores, against never splitting.
 
-    python benchmarks/split_rule.py [--rounds 3] [--epochs 20] [--busy]
+    python benchmarks/split_rule.py [--rounds 3] [--epochs 20] [--busy] [--face sklearn]
     python benchmarks/split_rule.py --seconds 120 --epochs 400 [--busy]
 
-The tutorial face on digits (1797 rows), ReLU, Adam, for networks and batch sizes on both
-sides of the rule (``engine.should_split``): one process, the rule, the rule with the
+The tutorial face (``--face sklearn``: MLPClassifier fits of ``--epochs`` epochs) on
+digits (1797 rows), ReLU, Adam, for networks and batch sizes on both sides of the rule (``engine.should_split``): one process, the rule, the rule with the
 helper thread in every split epoch (``fastnn._core.split.Pace`` never consulted: as before
 it) and "never split" alternated, medians of ``--rounds`` rounds of ``--epochs`` epochs
 each; the speed-up is the rule's over never splitting. ``--busy`` runs it while another
@@ -23,10 +23,12 @@ CASES = [((64, 100, 10), 200), ((64, 128, 10), 256), ((64, 64, 10), 128), ((64, 
          ((64, 64, 10), None)]
 
 
-def epoch_ms(engine, rule, X, y, sizes, batch, dtype, epochs):
+def epoch_ms(engine, rule, X, y, sizes, batch, dtype, epochs, face="tutorial"):
     import fastnn
 
     engine.should_split = rule
+    if face == "sklearn":
+        return sklearn_epoch_ms(X, y, sizes, batch, dtype, epochs)
     nn = fastnn.NeuralNetwork(sizes[0], list(sizes[1:-1]), sizes[-1], "categorical_crossentropy", activation="relu",
                               init="he", dtype=dtype, seed=0)
     trainer = fastnn.Trainer(nn, "categorical_crossentropy")
@@ -37,7 +39,24 @@ def epoch_ms(engine, rule, X, y, sizes, batch, dtype, epochs):
     return (time.perf_counter() - start) / epochs * 1e3
 
 
-def rows(engine, threads, X, y, rounds, epochs):
+def sklearn_epoch_ms(X, y, sizes, batch, dtype, epochs):
+    """Milliseconds per epoch of a whole ``MLPClassifier.fit`` of ``epochs`` epochs, after
+    a one-epoch fit as warm-up."""
+    import warnings
+
+    from fastnn.sklearn import MLPClassifier
+
+    X = X.astype(dtype)
+    clf = MLPClassifier(sizes[1:-1], batch_size=batch or X.shape[0], max_iter=1, tol=0.0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged: on purpose
+        clf.fit(X, y)
+        start = time.perf_counter()
+        clf.set_params(max_iter=epochs).fit(X, y)
+    return (time.perf_counter() - start) / clf.n_iter_ * 1e3
+
+
+def rows(engine, threads, X, y, rounds, epochs, face="tutorial"):
     """The table's rows: each case and dtype, the rule against never splitting, and the
     rule with the helper in every step (``split.Pace`` never consulted: before the pace)."""
     from fastnn._core import split
@@ -55,7 +74,7 @@ def rows(engine, threads, X, y, rounds, epochs):
                 for r in range(rounds):
                     for name in list(variants)[:: 1 if r % 2 == 0 else -1]:
                         split_rule, split.Pace.helper_joins = variants[name]
-                        times[name].append(epoch_ms(engine, split_rule, X, y, sizes, batch, dtype, epochs))
+                        times[name].append(epoch_ms(engine, split_rule, X, y, sizes, batch, dtype, epochs, face))
                 a, h, b = (statistics.median(times[name]) for name in variants)
                 yield (f"| {'-'.join(map(str, sizes))}, {batch or 'full batch'} | {macs / 1e6:.2f}M | "
                        f"{'yes' if splits else 'no'} | {dtype} | {a:.3f} ms | {h:.3f} ms | {b:.3f} ms | {a / b:.2f}x |")
@@ -87,6 +106,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--busy", action="store_true", help="with another process spinning on one core")
     parser.add_argument("--epochs", type=int, default=20, help="epochs per timed training call")
+    parser.add_argument("--face", choices=("tutorial", "sklearn"), default="tutorial")
     parser.add_argument("--seconds", type=float, default=0.0,
                         help="instead of the table: the three ways in turn for this long, one case")
     args = parser.parse_args(argv)
@@ -114,7 +134,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|---|---|")
     try:
         with busy_core(args.busy):
-            for row in rows(engine, threads, X, y, args.rounds, args.epochs):
+            for row in rows(engine, threads, X, y, args.rounds, args.epochs, args.face):
                 print(row, flush=True)
     finally:
         engine.should_split = rule

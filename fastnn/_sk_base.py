@@ -17,7 +17,7 @@ from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from ._core import dropout as _dropout, threads
+from ._core import dropout as _dropout
 from ._core import sk_engine as engine
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
@@ -262,13 +262,19 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         use_dropout = bool(np.any(thresholds > 0))
-        work = engine.workspace(spec, batch_size, use_dropout)
+        # Minibatches of dense, unweighted rows without weight decay may split between
+        # cores (``engine.workspace``: the split kernel's variant that L-BFGS compiles too).
+        # Full batches keep BLAS's threads: split, ReLU and Adam ran slower
+        # (docs/performance.md, "The helper joins while it pays").
+        splittable = (data.sw.size == 0 and data.indptr.size == 0 and not self.weight_decay
+                      and batch_size < n_samples)
+        work = engine.workspace(spec, batch_size, use_dropout, n_samples, splittable)
         if use_dropout and getattr(self, "_dropout_stream", None) is None:
             self._dropout_stream = [self._dropout_key(), 0]  # partial_fit and warm_start continue it
         stream = self._dropout_stream if use_dropout else None
 
         try:
-            with threads.blas_for_step(threads.forward_macs(spec.sizes, batch_size)):  # one BLAS thread for small steps
+            with engine.training(spec, work, batch_size):
                 self.n_iter_ = 0
                 for it in range(self.max_iter):
                     if self.shuffle:
