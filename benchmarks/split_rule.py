@@ -4,16 +4,18 @@
     python benchmarks/split_rule.py --seconds 120 --epochs 400 [--busy]
 
 The tutorial face (``--face sklearn``: MLPClassifier fits of ``--epochs`` epochs) on
-digits (1797 rows), ReLU, Adam, for networks and batch sizes on both sides of the rule (``engine.should_split``): one process, the rule, the rule with the
-helper thread in every split epoch (``fastnn._core.split.Pace`` never consulted: as before
-it) and "never split" alternated, medians of ``--rounds`` rounds of ``--epochs`` epochs
-each; the speed-up is the rule's over never splitting. ``--busy`` runs it while another
-process spins on one core (started before, stopped after, bounded by a timeout).
-Prints one Markdown table. With ``--seconds`` it runs one case, the three ways in turn,
-for that long instead, and prints the distribution of each way's epoch times: the
-speed of a split step changes over seconds on a virtual machine.
+digits (1797 rows), ReLU, Adam, for networks and batch sizes on both sides of the rule
+(``engine.should_split``): one process, three ways alternated (``ways``): never split,
+the rule with the helper thread in every split epoch (``fastnn._core.split.Pace`` never
+consulted: as before it), and the rule as it is; medians of ``--rounds`` rounds of
+``--epochs`` epochs each; the speed-up is the rule's over never splitting. ``--busy``
+runs it while another process spins on one core (started before, stopped after, bounded
+by a timeout). Prints one Markdown table. With ``--seconds`` it runs one case, the three
+ways in turn, for that long instead, and prints the distribution of each way's epoch
+times: the speed of a split step changes over seconds on a virtual machine.
 """
 import argparse
+import contextlib
 import statistics
 import time
 
@@ -23,10 +25,33 @@ CASES = [((64, 100, 10), 200), ((64, 128, 10), 256), ((64, 64, 10), 128), ((64, 
          ((64, 64, 10), None)]
 
 
-def epoch_ms(engine, rule, X, y, sizes, batch, dtype, epochs, face="tutorial"):
-    import fastnn
+def ways(engine):
+    """(split rule, ``Pace.helper_joins``) of each way, by name: never split, the rule with
+    the helper always, the rule paced (as it is)."""
+    from fastnn._core import split
 
-    engine.should_split = rule
+    rule, paced = engine.should_split, split.Pace.helper_joins
+    return {"never": (lambda *a: False, paced), "always": (rule, lambda self: True), "rule": (rule, paced)}
+
+
+@contextlib.contextmanager
+def restored(engine):
+    """The engine's split rule and the pace as they were, after the block."""
+    from fastnn._core import split
+
+    rule, paced = engine.should_split, split.Pace.helper_joins
+    try:
+        yield
+    finally:
+        engine.should_split, split.Pace.helper_joins = rule, paced
+
+
+def epoch_ms(engine, way, X, y, sizes, batch, dtype, epochs, face="tutorial"):
+    """Milliseconds per epoch of ``epochs`` epochs trained ``way`` (one of ``ways``)."""
+    import fastnn
+    from fastnn._core import split
+
+    engine.should_split, split.Pace.helper_joins = way
     if face == "sklearn":
         return sklearn_epoch_ms(X, y, sizes, batch, dtype, epochs)
     nn = fastnn.NeuralNetwork(sizes[0], list(sizes[1:-1]), sizes[-1], "categorical_crossentropy", activation="relu",
@@ -57,47 +82,32 @@ def sklearn_epoch_ms(X, y, sizes, batch, dtype, epochs):
 
 
 def rows(engine, threads, X, y, rounds, epochs, face="tutorial"):
-    """The table's rows: each case and dtype, the rule against never splitting, and the
-    rule with the helper in every step (``split.Pace`` never consulted: before the pace)."""
-    from fastnn._core import split
-
-    rule, never = engine.should_split, (lambda *a: False)
-    paced = split.Pace.helper_joins
-    variants = {"never": (never, paced), "always": (rule, lambda self: True), "rule": (rule, paced)}
-    try:
-        for sizes, batch in CASES:
-            step_rows = X.shape[0] if batch is None else batch
-            macs = threads.forward_macs(np.array(sizes), step_rows)
-            splits = rule(np.array(sizes), step_rows, X.shape[0], False)
-            for dtype in ("float64", "float32"):
-                times = {name: [] for name in variants}
-                for r in range(rounds):
-                    for name in list(variants)[:: 1 if r % 2 == 0 else -1]:
-                        split_rule, split.Pace.helper_joins = variants[name]
-                        times[name].append(epoch_ms(engine, split_rule, X, y, sizes, batch, dtype, epochs, face))
-                a, h, b = (statistics.median(times[name]) for name in variants)
-                yield (f"| {'-'.join(map(str, sizes))}, {batch or 'full batch'} | {macs / 1e6:.2f}M | "
-                       f"{'yes' if splits else 'no'} | {dtype} | {a:.3f} ms | {h:.3f} ms | {b:.3f} ms | {a / b:.2f}x |")
-    finally:
-        split.Pace.helper_joins = paced
+    """The table's rows: each case and dtype, the three ways."""
+    by_name = ways(engine)
+    rule = by_name["rule"][0]
+    for sizes, batch in CASES:
+        step_rows = X.shape[0] if batch is None else batch
+        macs = threads.forward_macs(np.array(sizes), step_rows)
+        splits = rule(np.array(sizes), step_rows, X.shape[0], False)
+        for dtype in ("float64", "float32"):
+            times = {name: [] for name in by_name}
+            for r in range(rounds):
+                for name in list(by_name)[:: 1 if r % 2 == 0 else -1]:
+                    times[name].append(epoch_ms(engine, by_name[name], X, y, sizes, batch, dtype, epochs, face))
+            a, h, b = (statistics.median(times[name]) for name in by_name)
+            yield (f"| {'-'.join(map(str, sizes))}, {batch or 'full batch'} | {macs / 1e6:.2f}M | "
+                   f"{'yes' if splits else 'no'} | {dtype} | {a:.3f} ms | {h:.3f} ms | {b:.3f} ms | {a / b:.2f}x |")
 
 
 def over_time(engine, X, y, seconds, epochs):
-    """For ``seconds``: calls of ``epochs`` epochs of 64-100-10, batch 200, float64 (split
-    by the rule), never split, with the helper always, and paced, in turn. Returns each
-    variant's epoch times (ms), one per call."""
-    from fastnn._core import split
-
-    rule, paced = engine.should_split, split.Pace.helper_joins
-    variants = {"never": (lambda *a: False, paced), "always": (rule, lambda self: True), "rule": (rule, paced)}
-    times = {name: [] for name in variants}
+    """For ``seconds``: calls of ``epochs`` epochs of 64-100-10, batch 200, float64, the
+    three ways in turn. Returns each way's epoch times (ms), one per call."""
+    by_name = ways(engine)
+    times = {name: [] for name in by_name}
     start = time.perf_counter()
-    try:
-        while time.perf_counter() - start < seconds:
-            for name, (split_rule, split.Pace.helper_joins) in variants.items():
-                times[name].append(epoch_ms(engine, split_rule, X, y, (64, 100, 10), 200, "float64", epochs))
-    finally:
-        engine.should_split, split.Pace.helper_joins = rule, paced
+    while time.perf_counter() - start < seconds:
+        for name, way in by_name.items():
+            times[name].append(epoch_ms(engine, way, X, y, (64, 100, 10), 200, "float64", epochs))
     return times
 
 
@@ -117,9 +127,8 @@ def main(argv=None):
 
     X, y = load_digits(return_X_y=True)
     X = X / 16
-    rule = engine.should_split
     if args.seconds:
-        with busy_core(args.busy):
+        with restored(engine), busy_core(args.busy):
             times = over_time(engine, X, y, args.seconds, args.epochs)
         print(f"| 64-100-10, batch 200, float64, calls of {args.epochs} epochs{' (busy)' if args.busy else ''} | "
               f"calls | median | mean | 90th percentile | slowest |")
@@ -132,12 +141,9 @@ def main(argv=None):
     print(f"| network, batch | multiply-adds a step | split by the rule | dtype | never split | "
           f"rule, helper always | rule, paced | speed-up{' (busy)' if args.busy else ''} |")
     print("|---|---|---|---|---|---|---|---|")
-    try:
-        with busy_core(args.busy):
-            for row in rows(engine, threads, X, y, args.rounds, args.epochs, args.face):
-                print(row, flush=True)
-    finally:
-        engine.should_split = rule
+    with restored(engine), busy_core(args.busy):
+        for row in rows(engine, threads, X, y, args.rounds, args.epochs, args.face):
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

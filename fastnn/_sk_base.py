@@ -274,7 +274,7 @@ class _BaseMLP(BaseEstimator):
         stream = self._dropout_stream if use_dropout else None
 
         try:
-            with engine.training(spec, work, batch_size):
+            with engine.training(work):
                 self.n_iter_ = 0
                 for it in range(self.max_iter):
                     if self.shuffle:

@@ -297,10 +297,23 @@ def test_a_paused_helper_takes_no_block_and_a_paced_run_gives_the_same_bits(digi
     stopped = []
     monkeypatch.setattr(_split.BlockHelper, "stop", lambda self, stop=_split.BlockHelper.stop: (
         stopped.append(int(self.ctrl[split.DONE])), stop(self)))
-    monkeypatch.setattr(_split.Pace, "helper_joins", lambda self: False)  # paused from the start
+
+    class Paused(_split.Pace):  # from the start, the test set's predictions too
+        def __init__(self):
+            super().__init__()
+            self.helper = False
+
+        def helper_joins(self):
+            return False
+
+    class ByTurns(_split.Pace):
+        def helper_joins(self):
+            return self.calls % 2 == 0
+
+    monkeypatch.setattr(_split, "Pace", Paused)
     paused = [_tutorial_run(digits, epochs=5)[0], _tutorial_run(digits, epochs=5, **minibatch)[0]]
     assert stopped and set(stopped) == {0}  # no helper finished a job
-    monkeypatch.setattr(_split.Pace, "helper_joins", lambda self: self.calls % 2 == 0)  # by turns
+    monkeypatch.setattr(_split, "Pace", ByTurns)
     by_turns = [_tutorial_run(digits, epochs=5)[0], _tutorial_run(digits, epochs=5, **minibatch)[0]]
     for a, b, c in zip(with_helper, paused, by_turns):
         assert a.params.tobytes() == b.params.tobytes() == c.params.tobytes()

@@ -2,7 +2,6 @@
 tutorial face's): the same answers as one core to rounding, the same bits whether or not
 the helper takes part, only dense unweighted minibatches without weight decay, and no
 helper thread left behind."""
-import threading
 import warnings
 
 import numpy as np
@@ -13,6 +12,7 @@ import fastnn
 from fastnn._core import sk_engine, split as _split
 from fastnn.sklearn import MLPClassifier
 from test_split import two_cores  # noqa: F401 - the fixture
+from test_split_lbfgs import _no_helper
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +41,6 @@ def _fit(X, y, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # not converged in a few epochs: on purpose
         return MLPClassifier(random_state=0, max_iter=8, **params).fit(X, y)
-
-
-def _no_helper():
-    return not any(t.name == "fastnn-split" for t in threading.enumerate())
 
 
 def test_the_default_minibatches_split_and_agree_with_one_core(digits_all, workspaces, two_cores):  # noqa: F811

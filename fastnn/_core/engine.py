@@ -267,6 +267,12 @@ def splitting(work):
             work.stop_helper()
 
 
+def training(work):
+    """Context for a training loop with ``work``: ``splitting`` when its batches are split
+    between cores, else one BLAS thread for small steps (``threads.blas_for_step``)."""
+    return splitting(work) if work.split_grads is not None else threads.blas_for_step(work.step_macs)
+
+
 # -- the calls ---------------------------------------------------------------------------------
 def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, dropout, work, stop=None):
     """One epoch over rows ``idx`` (``kernels.epoch.fit_epoch``, or split between two cores
@@ -387,7 +393,10 @@ def _split_call(role, work, args, rest, reads=()):
     # Inside a training block the helper joins the epochs (or L-BFGS's calls) while it
     # pays (split.Pace, from their times); the test set's predictions follow the choice.
     pace, timed = work.pace, work.pace is not None and role != split.PREDICT
-    joins = pace.helper_joins() if timed else pace is None or pace.helper
+    if pace is None:  # a lone call
+        joins = True
+    else:
+        joins = pace.helper_joins() if timed else pace.helper
     work.helper.join_in(joins)
     try:
         with threads.serial_blas(), flushing_subnormals():  # serial: already so inside a training block

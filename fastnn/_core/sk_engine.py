@@ -17,7 +17,7 @@ import contextlib
 import numpy as np
 import scipy.sparse as sp
 
-from . import engine, precompile as _precompile, tables, threads
+from . import engine, precompile as _precompile, tables
 from ..kernels import codes
 
 # scikit-learn's names of the hidden activations -> the engine's (fastnn._core.tables).
@@ -38,6 +38,8 @@ OUTPUTS = {
 }
 # The estimators' data in the kernels' form: X dense or sparse (CSR parts), as the engine takes it.
 data = engine.data
+# Context for the epochs of one stochastic fit: split between cores or one BLAS thread, as the engine says.
+training = engine.training
 # scikit-learn's message when a fit ends with non-finite weights (a bfloat16 epoch stops
 # before writing them, and says the same).
 NON_FINITE = ("Solver produced non-finite parameter weights. The input data may contain large values and need to be "
@@ -85,22 +87,12 @@ def workspace(spec, rows, dropout=False, epoch_rows=None, splittable=False):
     """Scratch for batches (or chunks) of at most ``rows`` rows. With ``epoch_rows``, the
     rows of an epoch, and ``splittable`` data (dense rows, unit weights, no weight decay)
     each batch's rows may be split between two cores (``engine.should_split``); run the
-    epochs inside ``training``."""
+    epochs inside ``training(work)``."""
     if spec.compute_dtype is not None:
         return _bf16().workspace(spec, rows, dropout)
     _precompile.announce("sklearn", spec.dtype)
     split = splittable and engine.should_split(spec.sizes, rows, epoch_rows, dropout)
     return engine.Workspace(spec, rows, dropout, split)
-
-
-def training(spec, work, batch_size):
-    """Context for the epochs of one stochastic fit with ``work``: for a split workspace,
-    one BLAS thread and the split's helper thread until the end of the block
-    (``engine.splitting``); otherwise one BLAS thread for small steps
-    (``threads.blas_for_step``)."""
-    if getattr(work, "split_grads", None) is not None:  # a bfloat16 workspace has none
-        return engine.splitting(work)
-    return threads.blas_for_step(threads.forward_macs(spec.sizes, batch_size))
 
 
 def lbfgs_workspace(spec, n):

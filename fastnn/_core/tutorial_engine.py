@@ -8,7 +8,7 @@ accuracy is counted on the same outputs.
 """
 import contextlib
 
-from . import engine, precompile as _precompile, threads
+from . import engine, precompile as _precompile
 
 
 class KernelEngine:
@@ -33,12 +33,9 @@ class KernelEngine:
         one BLAS thread throughout (OpenBLAS threads spin for a while after a GEMM,
         taking the second core from the split), the split's helper thread lives until
         the end of the block, and it predicts X_test too."""
-        if work.split_grads is None:
-            with threads.blas_for_step(work.step_macs):
-                yield
-            return
-        work.set_test(net._spec, X_test)
-        with engine.splitting(work):
+        if work.split_grads is not None:
+            work.set_test(net._spec, X_test)
+        with engine.training(work):
             yield
 
     @staticmethod
