@@ -186,6 +186,25 @@ def test_output_delta(loss, out, shape, dtype, weighted, rng):
     check(got, reference.output_delta(A.astype(F64), Y.astype(F64), loss, out, sw64), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 4), (6, 1), (40, 10)])
+@pytest.mark.parametrize("kind", [losses.ARGMAX_ACCURACY, losses.THRESHOLD_ACCURACY])
+def test_count_correct(kind, shape, dtype, rng):
+    # Outputs on a coarse grid, so that rows hold ties: the first maximum counts, as np.argmax's.
+    A = rng.integers(0, 4, shape).astype(dtype) / 4
+    Y = np.eye(shape[1], dtype=dtype)[rng.integers(0, shape[1], shape[0])] if kind == losses.ARGMAX_ACCURACY \
+        else rng.integers(0, 2, shape).astype(dtype)
+    assert losses.count_correct(A, Y, kind) == reference.count_correct(A, Y, kind)
+    assert losses.count_correct(A, Y, losses.NO_ACCURACY) == 0.0
+
+
+def test_count_correct_first_maximum_by_hand():
+    A = np.array([[0.2, 0.4, 0.4], [0.5, 0.5, 0.0], [0.1, 0.1, 0.1]])
+    Y = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    # Rows 2 and 3: the first of the tied maxima (0) is the target's; row 1's (1) is not.
+    assert losses.count_correct(A, Y, losses.ARGMAX_ACCURACY) == 2.0
+
+
 # -- dense layers -------------------------------------------------------------------------
 DENSE_SHAPES = [(1, 1, 1), (1, 4, 3), (5, 1, 3), (6, 4, 1), (9, 7, 5)]  # (n, d_in, d_out)
 
