@@ -246,7 +246,7 @@ class Trainer:
         rates = _dropout.rates(getattr(model, "dropout", 0.0) if dropout is None else dropout,
                                len(model.layer_sizes) - 2)
         run.thresholds = _dropout.thresholds(rates)
-        run.use_dropout = bool(np.any(run.thresholds > 0))
+        run.use_dropout = bool(run.thresholds.any())  # thresholds are >= 0
         run.schedule = _schedules.resolve(lr_schedule)
         run.callbacks = list(callbacks or [])
         for cb in run.callbacks:

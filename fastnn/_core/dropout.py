@@ -54,7 +54,7 @@ def new_key(model):
 def kernel_thresholds(thresholds):
     """``thresholds``, or None when no layer drops anything: the kernels then compile and
     run without dropout's code."""
-    return None if thresholds is None or not np.any(thresholds) else thresholds
+    return None if thresholds is None or not np.asarray(thresholds).any() else thresholds
 
 
 def stream_bits(key, counter, size):

@@ -13,6 +13,7 @@ and wakeup fd come back when the block ends.
 Outside the main thread (where Python allows neither) nothing is installed: the flags
 stay 0, and Ctrl-C goes to the main thread as usual.
 """
+import _signal
 import contextlib
 import os
 import signal
@@ -91,17 +92,19 @@ def counting_interrupts():
         yield presses
         return
     watcher = _the_watcher()
-    previous_handler = signal.getsignal(signal.SIGINT)
+    # The C module's functions: ``signal``'s wrappers convert handlers to and from enums,
+    # three quarters of this block's cost (13 us of every training call).
+    previous_handler = _signal.getsignal(signal.SIGINT)
     previous_fd = None
     watcher.flags = presses.flags
     try:
-        previous_fd = signal.set_wakeup_fd(watcher.write_end)
+        previous_fd = _signal.set_wakeup_fd(watcher.write_end)
         if previous_handler is not None:  # None: a handler not installed from Python, left alone
-            signal.signal(signal.SIGINT, presses._handle)
+            _signal.signal(signal.SIGINT, presses._handle)
         yield presses
     finally:
         if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
+            _signal.signal(signal.SIGINT, previous_handler)
         if previous_fd is not None:
-            signal.set_wakeup_fd(previous_fd)
+            _signal.set_wakeup_fd(previous_fd)
         watcher.flags = None

@@ -30,7 +30,7 @@ _controller = None
 _budget = None  # threads fastnn may use: set_num_threads, else BLAS's count when first asked
 _serial_lock = threading.Lock()
 _serial_users = 0
-_serial_limiter = None
+_serial_saved = None  # (library controller, its thread count) pairs to restore
 
 
 def _blas():
@@ -111,7 +111,8 @@ SMALL_STEP_MACS = 4_000_000
 def forward_macs(sizes, rows):
     """Multiply-adds of a forward pass of ``rows`` rows through layers ``sizes``: the
     measure of a step's size in ``blas_for_step`` and the split rule."""
-    return rows * int(np.sum(sizes[:-1] * sizes[1:]))
+    units = sizes.tolist()  # Python ints: a NumPy product and sum cost more than these few
+    return rows * sum(a * b for a, b in zip(units[:-1], units[1:]))
 
 
 def blas_for_step(macs):
@@ -124,13 +125,17 @@ def blas_for_step(macs):
 def serial_blas():
     """One BLAS thread inside the block, for every thread of the process; the setting
     before the first of any overlapping blocks comes back after the last one."""
-    global _serial_users, _serial_limiter
+    global _serial_users, _serial_saved
     budget()  # read the thread count before it is limited
     with _serial_lock:
         if _serial_users == 0:
-            controller = _blas()
+            # Each library's own get and set, not ``controller.limit``: that builds and
+            # compares the info of every library, 10 us of each training call.
             _take_blas_control()
-            _serial_limiter = controller.limit(limits=1)
+            _serial_saved = [(lib, lib.get_num_threads()) for lib in _blas().lib_controllers]
+            for lib, count in _serial_saved:
+                if count != 1:
+                    lib.set_num_threads(1)
         _serial_users += 1
     try:
         yield
@@ -139,8 +144,10 @@ def serial_blas():
             _serial_users -= 1
             if _serial_users == 0:
                 _take_blas_control()
-                _serial_limiter.restore_original_limits()
-                _serial_limiter = None
+                for lib, count in _serial_saved:
+                    if count != 1 and count is not None:
+                        lib.set_num_threads(count)
+                _serial_saved = None
 
 
 if os.environ.get("FASTNN_NUM_THREADS"):

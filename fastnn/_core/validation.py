@@ -84,8 +84,11 @@ def _as_numeric(name, a):
 
 def _finalise(name, arr, dtype):
     """Cast once to a writable C-contiguous array of ``dtype`` and reject NaN/inf."""
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported just below
-        out = np.asarray(arr, dtype=dtype, order="C")
+    if arr.dtype == dtype and arr.flags.c_contiguous:
+        out = arr  # as it is (np.errstate alone costs more than the rest of a call's checks)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow to inf is reported just below
+            out = np.asarray(arr, dtype=dtype, order="C")
     if not out.flags.writeable:  # kernels take writable arrays only: one signature per dtype
         out = out.copy()
     if not np.isfinite(out).all():
