@@ -12,13 +12,46 @@ the kernels and one that loaded them from the cache disagreed in the last bit.
 
 Subnormal numbers are flushed by the CPU's mode during each kernel call instead (FTZ
 and DAZ, see ``fpu.py``): no compiler flag does that for BLAS's code as well.
-"""
-import functools
 
+Loading from the cache (``KernelCache``): Numba's own cache refreshes the whole target
+context before each load, which is what a compile needs (every typing and lowering
+registry, imports of half of Numba) and machine code read from the cache does not: it
+links against the runtime's symbols only. In a process's first fit that refresh was
+0.2 s of 0.3 s of loading (docs/performance.md, "The first kernel load"). The kernels'
+cache loads with the runtime initialised alone; a compile still refreshes everything
+first (Numba's compiler does so itself).
+"""
 import numba
 import numba.extending
+from numba.core.caching import FunctionCache
+from numba.core.runtime import rtsys
 
-jit = functools.partial(numba.njit, cache=True, nogil=True, error_model="numpy")
+
+class KernelCache(FunctionCache):
+    """Numba's cache of compiled functions (same files, same checks), loading without
+    the target context's full refresh: only the runtime the loaded code links against."""
+
+    def load_overload(self, sig, target_context):
+        rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
+
+
+# Numba's cache internals that KernelCache relies on; without them, Numba's own cache.
+_LEAN_LOADS = all(hasattr(FunctionCache, name) for name in ("_guard_against_spurious_io_errors", "_load_overload"))
+
+
+def jit(func=None, **options):
+    """``numba.njit`` with fastnn's options (module docstring), cached in a ``KernelCache``:
+    ``@jit`` or ``@jit(inline="always")``."""
+
+    def decorate(f):
+        dispatcher = numba.njit(f, cache=True, nogil=True, error_model="numpy", **options)
+        if _LEAN_LOADS and isinstance(getattr(dispatcher, "_cache", None), FunctionCache):
+            dispatcher._cache = KernelCache(dispatcher.py_func)  # not a dispatcher under NUMBA_DISABLE_JIT
+        return dispatcher
+
+    return decorate if func is None else decorate(func)
 
 
 def cast_like(x, arr):

@@ -88,6 +88,39 @@ def test_compiled_kernels_load_without_compiling_and_equal_the_jit_bitwise(compi
     assert jit["weights"] == loaded["weights"]  # exactly: same bits from the JIT and from the cache
 
 
+# A child's fit loading from the cache, with the kernels' lean loads ("lean") or Numba's own
+# ("numba": a full refresh of the target context before each load); then a compile of a new
+# function, which needs that refresh, and a second fit.
+LOADS = """
+import json, sys
+import numba
+import numpy as np
+from numba.core.caching import FunctionCache
+from numba.core.registry import cpu_target
+from fastnn.kernels import _jit
+if sys.argv[1] == "numba":
+    _jit.KernelCache.load_overload = FunctionCache.load_overload
+from fastnn import MLPClassifier
+rng = np.random.default_rng(0)
+X = rng.random((120, 6)); y = rng.integers(0, 3, 120)
+weights = lambda clf: [float(w).hex() for c in clf.coefs_ for w in c.ravel()]
+first = weights(MLPClassifier((7,), max_iter=5, random_state=0).fit(X, y))
+refreshed = len(cpu_target.target_context._registries) > 0
+after = numba.njit(lambda a: np.linalg.norm(a) + sum((1.0, 2.0)))(np.full(4, 0.5))
+second = weights(MLPClassifier((7,), max_iter=5, random_state=0).fit(X, y))
+print(json.dumps({"first": first, "second": second, "refreshed": refreshed, "after": after}))
+"""
+
+
+def test_kernels_load_without_refreshing_numba_and_as_numba_would(compiled):
+    cache_dir, _ = compiled
+    lean, numba_own = (json.loads(run(["-c", LOADS, how], cache_dir).stdout.strip().splitlines()[-1])
+                       for how in ("lean", "numba"))
+    assert not lean["refreshed"] and numba_own["refreshed"]  # the 0.2 s a first fit no longer waits for
+    assert lean["first"] == lean["second"] == numba_own["first"]  # the same code: the same bits
+    assert lean["after"] == numba_own["after"] == 4.0  # a compile after lean loads refreshes what it needs
+
+
 def test_merging_keeps_every_entry_once(compiled, tmp_path):
     _, folder = compiled
     indexes = sorted(folder.glob("*.nbi"))
