@@ -122,14 +122,19 @@ def _matmul(A, B, C):
     scalar = numba.np.numpy_support.as_dtype(C.dtype).type
     one, zero = scalar(1.0), scalar(0.0)
 
-    if C.layout == "C":
-        def other_layout(A, B, C):
-            np.dot(A, B, C)  # Numba's np.dot copies what it must
-    else:
-        def other_layout(A, B, C):
-            C[:, :] = np.dot(A, B)  # np.dot writes only a contiguous ``out``
-
-    other_layout = numba.njit(other_layout)
+    @numba.njit
+    def other_layout(A, B, C):
+        # Operands BLAS cannot take as they are (no kernel passes one: their buffers are
+        # packed), as plain loops summed in float64. Not Numba's np.dot, which compiled its
+        # own dispatch into every product and imported numba.np.linalg at each process's
+        # first kernel load; not contiguous copies either, which took longer still to compile.
+        m, n = C.shape
+        for i in range(m):
+            for j in range(n):
+                total = 0.0
+                for p in range(A.shape[1]):
+                    total += A[i, p] * B[p, j]
+                C[i, j] = total
 
     def impl(A, B, C):
         m, n = C.shape
