@@ -46,9 +46,9 @@ def jit(func=None, **options):
     ``@jit`` or ``@jit(inline="always")``."""
 
     def decorate(f):
-        dispatcher = numba.njit(f, cache=True, nogil=True, error_model="numpy", **options)
-        if _LEAN_LOADS and isinstance(getattr(dispatcher, "_cache", None), FunctionCache):
-            dispatcher._cache = KernelCache(dispatcher.py_func)  # not a dispatcher under NUMBA_DISABLE_JIT
+        dispatcher = numba.njit(f, cache=not _LEAN_LOADS, nogil=True, error_model="numpy", **options)
+        if _LEAN_LOADS and hasattr(dispatcher, "_cache"):  # not a dispatcher under NUMBA_DISABLE_JIT
+            dispatcher._cache = KernelCache(dispatcher.py_func)  # what cache=True does, with this class
         return dispatcher
 
     return decorate if func is None else decorate(func)
