@@ -8,6 +8,7 @@ import numpy as np
 
 from ._jit import cast_like, jit, tiny_like
 from .codes import ELU, EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH
+from .views import flat
 from .vmath import flush, vexp, vexpm1
 
 
@@ -79,9 +80,9 @@ def bias_activation(Z, b, code, alpha):
                 Z[i, j] = Z[i, j] - zmax
         # exp over the whole block at once: rows are short (d = classes), and one
         # long loop vectorises where d-long ones would not.
-        flat = Z.ravel()
-        for i in range(flat.size):
-            flat[i] = flush(vexp(flat[i]), tiny)
+        Zf = flat(Z)
+        for i in range(Zf.size):
+            Zf[i] = flush(vexp(Zf[i]), tiny)
         for i in range(n):
             s = 0.0
             for j in range(d):

@@ -30,7 +30,8 @@ from .dropout import dropout_forward
 from .epoch import gather_batch, penalised, penalty_coefficient
 from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
-from .network import activation_offset, layer_params, view2d
+from .network import activation_offset, layer_params
+from .views import flat, view2d
 from .optimizers import step
 
 # dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dim_t M, dim_t N, dim_t K,
@@ -158,7 +159,7 @@ def backward_layers(X16, theta, sizes, act_codes, alpha, acts, deltas, l2, grad,
             gemm_nt(D16, W16, D_prev)
             if dropout is not None:
                 if dropout.thresholds[layer - 1] > 0:
-                    Df, Gf = D_prev.ravel(), gates[prev_off : prev_off + n * d_in]
+                    Df, Gf = flat(D_prev), gates[prev_off : prev_off + n * d_in]
                     for i in range(Df.size):
                         Df[i] = Df[i] * Gf[i]
                 else:

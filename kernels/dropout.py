@@ -15,7 +15,8 @@ from ._jit import cast_like, jit
 from .activations import derivative_from_output
 from .codes import IDENTITY
 from .dense import dense_backward, dense_forward
-from .network import activation_offset, layer_params, view2d
+from .network import activation_offset, layer_params
+from .views import flat, view2d
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -58,7 +59,7 @@ def dropout_forward(A, G, code, alpha, threshold, key, counter):
     thr = np.uint64(threshold)
     scale = cast_like(TWO_32 / (TWO_32 - threshold), A)
     one, zero, alpha = cast_like(1.0, A), cast_like(0.0, A), cast_like(alpha, A)
-    Af, Gf = A.ravel(), G.ravel()
+    Af, Gf = flat(A), flat(G)
     for i in range(n * d):
         m = scale if (random_bits(key, counter + np.uint64(i)) >> _S32) >= thr else zero
         Gf[i] = m * derivative_from_output(Af[i], code, alpha, one, zero)
@@ -105,7 +106,7 @@ def backward_dropout(X, theta, sizes, act_codes, alpha, thresholds, acts, deltas
             D_prev = view2d(deltas, prev_off, n, sizes[layer])
             if thresholds[layer - 1] > 0:
                 dense_backward(A_prev, W, D, l2, dW, db, D_prev, IDENTITY, alpha)  # D_prev = D W^T
-                Df, Gf = D_prev.ravel(), view2d(gates, prev_off, n, sizes[layer]).ravel()
+                Df, Gf = flat(D_prev), flat(view2d(gates, prev_off, n, sizes[layer]))
                 for i in range(Df.size):
                     Df[i] = Df[i] * Gf[i]
             else:

@@ -5,7 +5,7 @@ Parameters live in one flat buffer ``theta``: W_0 (d_0, d_1) row-major, b_0 (d_1
 W_1, b_1, ... (the gradient buffer has the same layout). Per-batch activations and
 deltas live in flat work buffers, layer after layer, packed for the current batch
 of n rows: layer l occupies [n S_l, n S_{l+1}) with S_l = d_1 + ... + d_l.
-Views come from ``buf[a:b].reshape(...)``, which stays C-contiguous for BLAS.
+Views come from ``views.view2d``: C-contiguous, for BLAS.
 
 The tiny helpers are inlined into their callers (IR inlining); the two passes are
 functions of their own, compiled once and called from every epoch, evaluation and
@@ -17,12 +17,7 @@ import numpy as np
 from ._jit import jit
 from .blas import dot
 from .dense import dense_backward, dense_forward
-
-
-@jit(inline="always")
-def view2d(buf, offset, rows, cols):
-    """A (rows, cols) C-contiguous view of the flat buffer ``buf`` starting at ``offset``."""
-    return buf[offset : offset + rows * cols].reshape((rows, cols))
+from .views import view2d  # noqa: F401 (the kernels' files import it from here)
 
 
 @jit(inline="always")
