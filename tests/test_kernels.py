@@ -24,7 +24,7 @@ import pytest
 
 from fastnn import NeuralNetwork, Trainer, reference
 from fastnn._core.tutorial_engine import KernelEngine
-from fastnn.kernels import activations, codes, dense, epoch, losses, network, optimizers
+from fastnn.kernels import activations, codes, dense, epoch, losses, network, optimizers, views
 from fastnn.kernels.bundles import Scratch
 from fastnn.optimizers import SGD, Adam, OptimizerState
 
@@ -203,6 +203,22 @@ def test_count_correct_first_maximum_by_hand():
     Y = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     # Rows 2 and 3: the first of the tied maxima (0) is the target's; row 1's (1) is not.
     assert losses.count_correct(A, Y, losses.ARGMAX_ACCURACY) == 2.0
+
+
+def test_views_share_the_buffer_and_check_their_bounds():
+    buf = np.arange(20, dtype=np.float32)
+    V = views.view2d(buf, 3, 4, 2)
+    np.testing.assert_array_equal(V, buf[3:11].reshape(4, 2))
+    assert V.flags.c_contiguous and V.strides == (8, 4)
+    F = views.flat(V)
+    F[0] = -1.0  # one memory: the buffer sees writes through either view
+    assert buf[3] == -1.0 and F.shape == (8,)
+    assert views.view2d(buf, 20, 0, 5).shape == (0, 5)
+    for offset, rows, cols in [(15, 3, 2), (-1, 1, 1), (0, 21, 1)]:
+        with pytest.raises(IndexError, match="does not fit"):
+            views.view2d(buf, offset, rows, cols)
+    with pytest.raises(Exception, match="C-contiguous"):
+        views.flat(np.ones((3, 4), np.float32).T)
 
 
 # -- dense layers -------------------------------------------------------------------------
