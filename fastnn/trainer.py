@@ -7,7 +7,6 @@ progress display and the callbacks.
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import io
 from . import schedules as _schedules
@@ -15,7 +14,7 @@ from ._core import dropout as _dropout
 from ._core import interrupt as _interrupt
 from ._core import tables as _tables
 from ._core.validation import (check_choice, check_float, check_int, check_sample_weight, check_X,
-                               check_X_or_sparse, check_y)
+                               check_X_or_sparse, check_y, issparse)
 from .errors import DivergenceError
 from .kernels.codes import COMPLETE, DIVERGED
 from .history import History, Progress
@@ -260,7 +259,7 @@ class Trainer:
             raise ValueError("X_test and y_test must be given together (or both None).")
         if X_test is not None:
             run.X_te = check_X_or_sparse(X_test, model.input_size, model.dtype, "X_test")
-            run.X_te = run.X_te.toarray() if sp.issparse(run.X_te) else run.X_te
+            run.X_te = run.X_te.toarray() if issparse(run.X_te) else run.X_te
             run.Y_te = check_y(y_test, run.X_te.shape[0], model.loss_func, model.output_size, model.dtype, "y_test")
         run.rows, run.X_val, run.Y_val, run.val_rows = self._validation(run.X, run.Y, validation_data,
                                                                         validation_split)
@@ -291,7 +290,7 @@ class Trainer:
         # does not compile).
         run.work = run.engine.workspace(
             model, run.batch, run.use_dropout, epoch_rows=n,
-            splittable=run.sw is None and not sp.issparse(run.X) and (run.batch >= n or not run.weight_decay),
+            splittable=run.sw is None and not issparse(run.X) and (run.batch >= n or not run.weight_decay),
         )
         run.metric = _tables.LOSSES[self.loss_func]
         run.stream = getattr(model, "_dropout_stream", None)

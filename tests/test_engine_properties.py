@@ -196,6 +196,46 @@ print(json.dumps({"during": during, "after": counts()}))
 """
 
 
+# A script of NumPy and the tutorial face alone: training loads SciPy's BLAS library (so that
+# its threads are limited) but none of SciPy's modules; scipy.linalg, imported afterwards,
+# runs on that same, limited library.
+NUMPY_ONLY = """
+import json, os, sys, numpy as np, threadpoolctl
+import fastnn
+
+def scipy_blas():
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+            if lib["user_api"] == "blas" and os.path.basename(os.path.dirname(lib["filepath"])) != "numpy.libs"]
+
+rng = np.random.default_rng(0)
+nn = fastnn.NeuralNetwork(8, 16, 3, "categorical_crossentropy", seed=0)
+fastnn.Trainer(nn, "categorical_crossentropy").train(rng.standard_normal((100, 8)), rng.integers(0, 3, 100),
+                                                     None, None, 1, 0.1)
+imported = sorted(m for m in ("scipy.sparse", "scipy.linalg") if m in sys.modules)
+before = scipy_blas()
+import scipy.linalg
+print(json.dumps({"imported": imported, "before": before, "after": scipy_blas()}))
+"""
+
+
+def test_a_numpy_only_script_loads_scipys_blas_but_not_its_modules():
+    import glob
+    import json
+    import os
+
+    import scipy
+
+    root = os.path.dirname(scipy.__file__)
+    if not glob.glob(os.path.join(os.path.dirname(root), "scipy.libs", "lib*openblas*")) + glob.glob(
+            os.path.join(root, ".dylibs", "lib*openblas*")):
+        pytest.skip("this SciPy does not bundle OpenBLAS: scipy.linalg.cython_blas loads its BLAS")
+    env = {**os.environ, "FASTNN_NUM_THREADS": "1"}
+    seen = json.loads(subprocess.run([sys.executable, "-c", NUMPY_ONLY], env=env, capture_output=True, text=True,
+                                     check=True).stdout)
+    assert seen["imported"] == [], seen  # 0.18 s of such a script's first process
+    assert seen["before"] == seen["after"] == [1], seen  # one SciPy BLAS, limited, and scipy.linalg's own
+
+
 @pytest.mark.parametrize("setting", [None, "1"])
 def test_thread_settings_reach_scipys_blas_from_the_first_call(setting):
     import json

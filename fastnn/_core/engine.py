@@ -11,11 +11,11 @@ import contextlib
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import split as _split, threads
 from .dropout import kernel_thresholds
 from .fpu import flushing_subnormals
+from .validation import issparse
 from ..kernels import codes, epoch, losses, network, split
 from ..kernels.bundles import Data, Dropout, Net, Optimizer, Scratch, SklearnObjective, TutorialObjective
 
@@ -127,9 +127,9 @@ def data(X, Y, sample_weight, dtype):
     copied where the kernels need another dtype or layout."""
     sw = None if sample_weight is None else kernel_array(sample_weight, dtype)
     Y = kernel_array(Y, dtype)
-    if not sp.issparse(X):
+    if not issparse(X):
         return dense_data(kernel_array(X, dtype), Y, sw)
-    X = sp.csr_matrix(X)  # CSC -> CSR (a copy); CSR stays as is
+    X = X.tocsr()  # CSC -> CSR (a copy); CSR stays as is
     indices, indptr = kernel_array(X.indices, np.int64), kernel_array(X.indptr, np.int64)
     sw = np.empty(0, dtype=dtype) if sw is None else sw
     return Data(np.empty((0, 0), dtype=dtype), kernel_array(X.data, dtype), indices, indptr, Y, sw)

@@ -38,16 +38,38 @@ def _blas():
     global _controller
     with _lock:
         if _controller is None:
-            # SciPy's BLAS must be loaded before threadpoolctl looks: a controller made
-            # before that never limited it (FASTNN_NUM_THREADS=1 left it two threads, and on
-            # a busy machine its spinning worker made the tutorial's script 6x slower). The
-            # kernels call NumPy's OpenBLAS where it has one (kernels/blas.py), but SciPy's
-            # where not, and Numba imports SciPy's at its first kernel load in any case.
-            import scipy.linalg.cython_blas  # noqa: F401
+            _load_scipy_blas()
             from threadpoolctl import ThreadpoolController
 
             _controller = ThreadpoolController().select(user_api="blas")
         return _controller
+
+
+def _load_scipy_blas():
+    """Load SciPy's BLAS before threadpoolctl looks: a controller made before that never
+    limited it (FASTNN_NUM_THREADS=1 left it two threads, and on a busy machine its spinning
+    worker made the tutorial's script 6x slower). The kernels call NumPy's OpenBLAS where
+    it has one (kernels/blas.py), but SciPy's where not.
+
+    Where SciPy bundles its OpenBLAS (its wheels), the library alone, by path: 3 ms, where
+    importing ``scipy.linalg`` for it was 0.15 s of a NumPy-only script's first fit. When
+    ``scipy.linalg`` is imported later, it links to this same library. Else (SciPy on
+    another BLAS) ``scipy.linalg.cython_blas``, which loads whichever it is."""
+    import ctypes
+    import glob
+
+    import scipy  # numba imports it: only its location is read
+
+    root = os.path.dirname(scipy.__file__)
+    patterns = [os.path.join(os.path.dirname(root), "scipy.libs", "lib*openblas*"),  # Linux and Windows
+                os.path.join(root, ".dylibs", "lib*openblas*")]  # macOS
+    for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
+        try:
+            ctypes.CDLL(path)
+            return
+        except OSError:
+            continue
+    import scipy.linalg.cython_blas  # noqa: F401
 
 
 def _take_blas_control():
