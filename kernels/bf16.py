@@ -31,7 +31,7 @@ from .epoch import gather_batch, penalised, penalty_coefficient
 from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
 from .network import activation_offset, layer_params
-from .views import flat, view2d
+from .views import bits, flat, view2d
 from .optimizers import step
 
 # dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dim_t M, dim_t N, dim_t K,
@@ -56,7 +56,7 @@ def to_bf16(x, h):
     x (k,) float32, h (k,) uint16 written. Adding 0x7FFF plus the lowest kept bit rounds
     the upper half (ties to even); a NaN keeps a set quiet bit, since rounding could carry
     its payload into the exponent and read as infinity."""
-    u = x.view(np.uint32)
+    u = bits(x, np.uint32)
     for i in range(x.size):
         b = u[i]
         r = (b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16)

@@ -27,6 +27,7 @@ from ._jit import jit, limits_like
 from .codes import ADAM, COMPLETE, DIVERGED, MOMENTUM, NESTEROV, SGD, STOPPED  # noqa: F401 (re-exported)
 from .optimizers import _decayed_step, update
 from .sync import load_acquire
+from .views import bits as as_bits
 
 @jit(inline="always")
 def stop_requested(stop):
@@ -57,14 +58,14 @@ def _max_abs(a, scratch):
     zero = bits(0)
 
     def impl(a, scratch):
-        b = a.view(bits)
+        b = as_bits(a, bits)
         m = zero
         for i in range(b.size):
             x = b[i] & magnitude
             m = x if x > m else m
         if m >= infinity:
             return np.inf
-        scratch[:1].view(bits)[0] = m
+        as_bits(scratch, bits)[0] = m
         return float(scratch[0])
 
     return impl

@@ -219,6 +219,13 @@ def test_views_share_the_buffer_and_check_their_bounds():
             views.view2d(buf, offset, rows, cols)
     with pytest.raises(Exception, match="C-contiguous"):
         views.flat(np.ones((3, 4), np.float32).T)
+    x = np.array([1.5, -0.0, np.inf], np.float32)
+    b = views.bits(x, np.int32)
+    np.testing.assert_array_equal(b, x.view(np.int32))
+    b[0] = np.float32(2.0).view(np.int32)  # the same memory
+    assert x[0] == 2.0
+    with pytest.raises(Exception, match="integer type of its width"):
+        views.bits(x, np.int64)
 
 
 # -- dense layers -------------------------------------------------------------------------
