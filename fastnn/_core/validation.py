@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+
 def issparse(X):
     """Whether X is a SciPy sparse matrix or array, without importing SciPy: when
     ``scipy.sparse`` was never imported, nothing is one (a script that uses NumPy alone
