@@ -33,12 +33,19 @@ _sgemm, _dgemm, _sdot, _ddot = (types.ExternalFunction(f"fastnn_{routine}", sig)
 
 
 # -- which library: found at import, before any kernel is linked ----------------------------
+def bundled_openblas(package):
+    """Paths of the OpenBLAS libraries a wheel of ``package`` (an imported module: NumPy,
+    SciPy) bundles: ``<name>.libs`` beside it on Linux and Windows, ``.dylibs`` inside it on
+    macOS. Empty for a build on another BLAS."""
+    inside = os.path.dirname(package.__file__)
+    patterns = [os.path.join(os.path.dirname(inside), f"{package.__name__}.libs", "lib*openblas*"),
+                os.path.join(inside, ".dylibs", "lib*openblas*")]
+    return sorted(p for pattern in patterns for p in glob.glob(pattern))
+
+
 def _numpy_openblas():
     """(ctypes library, symbol prefix, path) of the OpenBLAS bundled with NumPy, or None."""
-    root = os.path.dirname(os.path.dirname(np.__file__))
-    patterns = [os.path.join(root, "numpy.libs", "lib*openblas*"),  # Linux and Windows wheels
-                os.path.join(os.path.dirname(np.__file__), ".dylibs", "lib*openblas*")]  # macOS
-    for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
+    for path in bundled_openblas(np):
         try:
             lib = ctypes.CDLL(path)  # already loaded by NumPy: the same handle
         except OSError:

@@ -219,15 +219,14 @@ print(json.dumps({"imported": imported, "before": before, "after": scipy_blas()}
 
 
 def test_a_numpy_only_script_loads_scipys_blas_but_not_its_modules():
-    import glob
     import json
     import os
 
     import scipy
 
-    root = os.path.dirname(scipy.__file__)
-    if not glob.glob(os.path.join(os.path.dirname(root), "scipy.libs", "lib*openblas*")) + glob.glob(
-            os.path.join(root, ".dylibs", "lib*openblas*")):
+    from fastnn.kernels.blas import bundled_openblas
+
+    if not bundled_openblas(scipy):
         pytest.skip("this SciPy does not bundle OpenBLAS: scipy.linalg.cython_blas loads its BLAS")
     env = {**os.environ, "FASTNN_NUM_THREADS": "1"}
     seen = json.loads(subprocess.run([sys.executable, "-c", NUMPY_ONLY], env=env, capture_output=True, text=True,

@@ -56,14 +56,12 @@ def _load_scipy_blas():
     ``scipy.linalg`` is imported later, it links to this same library. Else (SciPy on
     another BLAS) ``scipy.linalg.cython_blas``, which loads whichever it is."""
     import ctypes
-    import glob
 
     import scipy  # numba imports it: only its location is read
 
-    root = os.path.dirname(scipy.__file__)
-    patterns = [os.path.join(os.path.dirname(root), "scipy.libs", "lib*openblas*"),  # Linux and Windows
-                os.path.join(root, ".dylibs", "lib*openblas*")]  # macOS
-    for path in sorted(p for pattern in patterns for p in glob.glob(pattern)):
+    from ..kernels.blas import bundled_openblas
+
+    for path in bundled_openblas(scipy):
         try:
             ctypes.CDLL(path)
             return
