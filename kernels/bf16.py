@@ -31,8 +31,8 @@ from .epoch import gather_batch, penalised, penalty_coefficient
 from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
 from .network import activation_offset, layer_params
-from .views import bits, flat, view2d
 from .optimizers import step
+from .views import bits, flat, view2d
 
 # dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dim_t M, dim_t N, dim_t K,
 #     float alpha, const bfloat16 *A, dim_t lda, const bfloat16 *B, dim_t ldb, float beta,

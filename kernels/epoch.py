@@ -20,8 +20,9 @@ from ._jit import jit
 from .dropout import backward_dropout, forward_dropout
 from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
-from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights, view2d
+from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights
 from .optimizers import step
+from .views import view2d
 
 
 # -- batches ----------------------------------------------------------------------------------

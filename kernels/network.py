@@ -17,7 +17,7 @@ import numpy as np
 from ._jit import jit
 from .blas import dot
 from .dense import dense_backward, dense_forward
-from .views import view2d  # noqa: F401 (the kernels' files import it from here)
+from .views import view2d
 
 
 @jit(inline="always")
