@@ -10,19 +10,22 @@ if _util.find_spec(__name__ + ".kernels") is None:  # first: every module below 
 
     raise kernels_missing_error(__path__[0])
 
-from . import io as _io
-from . import reference  # noqa: F401  (registers its engine with io; fastnn.reference)
-from ._core.precompile import CompileWarning
-from ._core.threads import get_num_threads, set_num_threads
-from ._version import __version__
-from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
-from .errors import BFloat16Unavailable, DivergenceError, ModelFileError
-from .history import History, plot_history
-from .io import load_checkpoint, load_model, save_checkpoint, save_model
-from .network import NeuralNetwork
-from .optimizers import SGD, Adam
-from .schedules import Constant, ExponentialDecay, InverseScaling, ReduceLROnPlateau, StepDecay
-from .trainer import Trainer
+from ._core import collector as _collector
+
+with _collector.paused():  # the import's objects are not garbage: no full collections (collector.py)
+    from . import io as _io
+    from . import reference  # noqa: F401  (registers its engine with io; fastnn.reference)
+    from ._core.precompile import CompileWarning
+    from ._core.threads import get_num_threads, set_num_threads
+    from ._version import __version__
+    from .callbacks import Callback, EarlyStopping, LambdaCallback, ModelCheckpoint
+    from .errors import BFloat16Unavailable, DivergenceError, ModelFileError
+    from .history import History, plot_history
+    from .io import load_checkpoint, load_model, save_checkpoint, save_model
+    from .network import NeuralNetwork
+    from .optimizers import SGD, Adam
+    from .schedules import Constant, ExponentialDecay, InverseScaling, ReduceLROnPlateau, StepDecay
+    from .trainer import Trainer
 
 # The loaders build the classes a file names: this package's, and the reference's
 # (which registers itself).
@@ -40,7 +43,8 @@ __all__ = ["NeuralNetwork", "Trainer", "SGD", "Adam", "DivergenceError", "BFloat
 def __getattr__(name):
     # The scikit-learn drop-ins import scikit-learn: only when first asked for.
     if name in ("MLPClassifier", "MLPRegressor"):
-        from . import sklearn
+        with _collector.paused():
+            from . import sklearn
 
         return getattr(sklearn, name)
     if name == "to_onnx":  # imports skl2onnx when installed (to register with it): only when asked for

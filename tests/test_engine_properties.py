@@ -235,6 +235,29 @@ def test_a_numpy_only_script_loads_scipys_blas_but_not_its_modules():
     assert seen["before"] == seen["after"] == [1], seen  # one SciPy BLAS, limited, and scipy.linalg's own
 
 
+# Importing fastnn (and its scikit-learn face) runs no full collection of the garbage
+# collector, and leaves the collector as it found it.
+IMPORT_COLLECTIONS = """
+import gc, json, sys
+if sys.argv[1] == "off":
+    gc.disable()
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "start" and info["generation"] == 2 else None)
+import fastnn
+from fastnn import MLPClassifier
+print(json.dumps({"full": len(full), "enabled": gc.isenabled()}))
+"""
+
+
+@pytest.mark.parametrize("collector", ["on", "off"])
+def test_import_runs_no_full_collection_and_restores_the_collector(collector):
+    import json
+
+    seen = json.loads(subprocess.run([sys.executable, "-c", IMPORT_COLLECTIONS, collector], capture_output=True,
+                                     text=True, check=True).stdout)
+    assert seen == {"full": 0, "enabled": collector == "on"}  # 16-46 ms of the import, when numba's ran one
+
+
 @pytest.mark.parametrize("setting", [None, "1"])
 def test_thread_settings_reach_scipys_blas_from_the_first_call(setting):
     import json
