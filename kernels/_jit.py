@@ -18,13 +18,16 @@ context before each load, which is what a compile needs (every typing and loweri
 registry, imports of half of Numba) and machine code read from the cache does not: it
 links against the runtime's symbols only. In a process's first fit that refresh was
 0.2 s of 0.3 s of loading (docs/performance.md, "The first kernel load"). The kernels'
-cache loads with the runtime initialised alone; a compile still refreshes everything
-first (Numba's compiler does so itself).
+cache loads with the runtime initialised alone, and the runtime's own module from the
+cache folder too (``_runtime.py``); a compile still refreshes everything first (Numba's
+compiler does so itself).
 """
 import numba
 import numba.extending
 from numba.core.caching import FunctionCache
 from numba.core.runtime import rtsys
+
+from . import _runtime
 
 
 class KernelCache(FunctionCache):
@@ -32,13 +35,17 @@ class KernelCache(FunctionCache):
     the target context's full refresh: only the runtime the loaded code links against."""
 
     def load_overload(self, sig, target_context):
-        rtsys.initialize(target_context)
+        if _RUNTIME_CACHED:
+            _runtime.initialize(target_context, self.cache_path)
+        else:
+            rtsys.initialize(target_context)
         with self._guard_against_spurious_io_errors():
             return self._load_overload(sig, target_context)
 
 
 # Numba's cache internals that KernelCache relies on; without them, Numba's own cache.
 _LEAN_LOADS = all(hasattr(FunctionCache, name) for name in ("_guard_against_spurious_io_errors", "_load_overload"))
+_RUNTIME_CACHED = _runtime.available()
 
 
 def jit(func=None, **options):

@@ -121,6 +121,41 @@ def test_kernels_load_without_refreshing_numba_and_as_numba_would(compiled):
     assert lean["after"] == numba_own["after"] == 4.0  # a compile after lean loads refreshes what it needs
 
 
+# A child's fit from the cache, telling whether Numba's runtime module was compiled (and
+# saved) in this process or loaded; then a new function that allocates (the runtime's
+# reference counts at work).
+RUNTIME = """
+import json
+import numba
+import numpy as np
+from numba.core.runtime import rtsys
+from fastnn.kernels import _runtime
+saved = []
+save = _runtime._save
+_runtime._save = lambda *args: (saved.append(args[1]), save(*args))
+from fastnn import MLPClassifier
+rng = np.random.default_rng(0)
+X = rng.random((120, 6)); y = rng.integers(0, 3, 120)
+clf = MLPClassifier((7,), max_iter=5, random_state=0).fit(X, y)
+after = numba.njit(lambda n: sum([np.arange(k).sum() for k in range(n)]))(50)
+print(json.dumps({"compiled": len(saved), "weights": [float(w).hex() for c in clf.coefs_ for w in c.ravel()],
+                  "after": int(after), "init": rtsys._init}))
+"""
+
+
+def test_numbas_runtime_loads_from_the_cache_and_a_damaged_file_is_compiled_again(compiled, tmp_path):
+    shutil.copytree(compiled[0], tmp_path / "cache")
+    runtime, = (tmp_path / "cache").glob("*/numba-runtime-*.nbo")  # `fastnn compile` keeps one, merged
+    child = lambda: json.loads(run(["-c", RUNTIME], tmp_path / "cache").stdout.strip().splitlines()[-1])
+    loaded = child()
+    assert loaded["compiled"] == 0 and loaded["init"]  # 22-34 ms of a first fit, no longer compiled
+    assert loaded["after"] == sum(k * (k - 1) // 2 for k in range(50))  # its reference counts work
+    runtime.write_bytes(runtime.read_bytes()[:100])  # a damaged (truncated) file
+    recompiled = child()
+    assert recompiled["compiled"] == 1 and recompiled == {**loaded, "compiled": 1}  # the same bits either way
+    assert child()["compiled"] == 0  # the compile replaced the damaged file
+
+
 def test_merging_keeps_every_entry_once(compiled, tmp_path):
     _, folder = compiled
     indexes = sorted(folder.glob("*.nbi"))

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import kernels
+from ..kernels import _runtime
 from .._core import threads
 from .._core.precompile import BFLOAT16, DTYPES, FACES, expect_compile, read_index, status
 from ..network import NeuralNetwork
@@ -262,7 +263,8 @@ def merge_caches(indexes, target):
     stale index there (another numba, another source) is replaced. Returns the number
     of index files written. The format is numba's (``numba.core.caching``): the index
     holds pickle(numba version) then pickle((source stamp, {key: data file name}))
-    (``fastnn._core.precompile.read_index``).
+    (``fastnn._core.precompile.read_index``). The runtime's object code
+    (``fastnn.kernels._runtime``) comes along.
     """
     target.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -285,7 +287,10 @@ def merge_caches(indexes, target):
             f.write(pickle.dumps((stamp, existing), protocol=-1))
         os.replace(tmp, dest)  # atomic: a process loading the index never sees half of it
         written += 1
-    for stamp_file in {index.parent / "fastnn-kernels.sha256" for index in indexes}:
+    for folder in {index.parent for index in indexes}:
+        stamp_file = folder / "fastnn-kernels.sha256"
         if stamp_file.exists():
             shutil.copyfile(stamp_file, target / stamp_file.name)
+        for runtime in folder.glob(f"{_runtime.PREFIX}*{_runtime.SUFFIX}"):
+            shutil.copyfile(runtime, target / runtime.name)  # its name digests its inputs: any copy will do
     return written
