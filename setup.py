@@ -28,7 +28,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-CACHE_FILES = ("*.nbi", "*.nbc", "fastnn-kernels.sha256", "fastnn-compiled.json")
+# numba's index and data files, fastnn's records, Numba's runtime module (kernels/_runtime.py)
+CACHE_FILES = ("*.nbi", "*.nbc", "fastnn-kernels.sha256", "fastnn-compiled.json", "numba-runtime-*.nbo")
 
 
 def log(message):

@@ -20,19 +20,24 @@ links against the runtime's symbols only. In a process's first fit that refresh 
 0.2 s of 0.3 s of loading (docs/performance.md, "The first kernel load"). The kernels'
 cache loads with the runtime initialised alone, and the runtime's own module from the
 cache folder too (``_runtime.py``); a compile still refreshes everything first (Numba's
-compiler does so itself).
+compiler does so itself). A kernel's entry also lists the symbols its machine code
+defines, so that its load need not parse its LLVM bitcode (``_library.py``).
 """
 import numba
 import numba.extending
 from numba.core.caching import FunctionCache
 from numba.core.runtime import rtsys
 
-from . import _runtime
+from . import _library, _runtime
 
 
 class KernelCache(FunctionCache):
     """Numba's cache of compiled functions (same files, same checks), loading without
-    the target context's full refresh: only the runtime the loaded code links against."""
+    the target context's full refresh: only the runtime the loaded code links against;
+    and without parsing each kernel's LLVM bitcode (``_library.py``)."""
+
+    if _library.available():
+        _impl_class = _library.KernelCacheImpl
 
     def load_overload(self, sig, target_context):
         if _RUNTIME_CACHED:

@@ -5,7 +5,7 @@ Before the first compiled function of a process runs, Numba initialises its runt
 small LLVM module of its own (the reference counts' ``NRT_incref``/``NRT_decref`` and
 their atomic operations), which every kernel's machine code links against. That compile
 ran in every process: 22-34 ms of a first fit whose kernels all came from the cache
-(docs/performance.md, "The runtime's own compile"). ``initialize`` compiles the module
+(docs/performance.md, "The first process, 2026-12-07"). ``initialize`` compiles the module
 once per machine and keeps its object code in the kernels' cache folder, as Numba's cache
 keeps a kernel's; later processes load it.
 

@@ -156,6 +156,44 @@ def test_numbas_runtime_loads_from_the_cache_and_a_damaged_file_is_compiled_agai
     assert child()["compiled"] == 0  # the compile replaced the damaged file
 
 
+# A small kernel through a private cache: "write" compiles and saves it (in fastnn's
+# entry format, or with "numba" in Numba's own); "read" loads it, then compiles a new
+# function that calls it, which links the loaded library (its bitcode parsed only then).
+LIBRARY = """
+import json, sys
+import numba
+import numpy as np
+from numba.core.caching import CompileResultCacheImpl
+from fastnn.kernels import optimizers
+kernel = optimizers.sgd_update
+if sys.argv[1:] == ["write", "numba"]:
+    kernel._cache._impl = CompileResultCacheImpl(kernel.py_func)
+theta = np.arange(4.0)
+kernel(theta, np.ones(4), 0.25)
+library = kernel.overloads[kernel.signatures[0]].library
+out = {"hits": sum(kernel.stats.cache_hits.values()), "theta": theta.tolist(), "library": type(library).__name__,
+       "parsed": library._shared_module is not None}
+caller = numba.njit(lambda th, g: optimizers.sgd_update(th, g, 0.5))
+caller(theta, np.full(4, 2.0))
+out.update(after=theta.tolist(), parsed_after=library._shared_module is not None)
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("written_by", ["fastnn", "numba"])
+def test_a_loaded_kernel_is_the_saved_one_and_links_into_a_later_compile(written_by, tmp_path):
+    child = lambda *args: json.loads(run(["-c", LIBRARY, *args], tmp_path).stdout.strip().splitlines()[-1])
+    written = child("write", *(["numba"] if written_by == "numba" else []))
+    read = child("read")
+    assert written["hits"] == 0 and read["hits"] == 1
+    assert read["theta"] == written["theta"] == [-0.25, 0.75, 1.75, 2.75]
+    assert read["after"] == written["after"] == [-1.25, -0.25, 0.75, 1.75]  # the later compile called it
+    if written_by == "fastnn":  # the symbols listed in the entry: the bitcode parsed only for the link
+        assert read["library"] == "LoadedLibrary" and not read["parsed"] and read["parsed_after"]
+    else:  # an entry in Numba's own format loads as Numba loads it
+        assert read["library"] == "JITCodeLibrary" and read["parsed"]
+
+
 def test_merging_keeps_every_entry_once(compiled, tmp_path):
     _, folder = compiled
     indexes = sorted(folder.glob("*.nbi"))
