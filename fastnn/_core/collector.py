@@ -3,7 +3,7 @@
 Importing Numba builds its typing and lowering registries: ~300k objects that live as
 long as the process. While they are created, the collector's thresholds trigger a full
 collection, which traverses every one of them: 16-46 ms of an ``import fastnn`` that took
-0.2 s in a fresh virtualenv (docs/performance.md, "Import without full collections"). None
+0.2 s in a fresh virtualenv (docs/performance.md, "The first process, 2026-12-07"). None
 of those objects is garbage, so the collector pauses while fastnn imports (and while its
 scikit-learn face imports scikit-learn's modules), and runs again as before afterwards:
 the objects then age through the generations as usual; a long-running process pays that
