@@ -68,7 +68,8 @@ class KernelCacheImpl(CompileResultCacheImpl):
         if kind != "object":
             return (libdata, *rest)
         object_code, bitcode = data
-        module = ll.parse_bitcode(bitcode)  # at the compile: once per kernel and machine
+        # The bitcode is the final module's, linkages changed for linking: the same definitions.
+        module = cres.library._final_module
         symbols = sorted(value.name for value in itertools.chain(module.functions, module.global_variables)
                          if not value.is_declaration)
         return ((name, KIND, (object_code, bitcode, symbols)), *rest)

@@ -170,9 +170,17 @@ if sys.argv[1:] == ["write", "numba"]:
     kernel._cache._impl = CompileResultCacheImpl(kernel.py_func)
 theta = np.arange(4.0)
 kernel(theta, np.ones(4), 0.25)
-library = kernel.overloads[kernel.signatures[0]].library
+cres = kernel.overloads[kernel.signatures[0]]
+library = cres.library
 out = {"hits": sum(kernel.stats.cache_hits.values()), "theta": theta.tolist(), "library": type(library).__name__,
        "parsed": library._shared_module is not None}
+if sys.argv[1] == "write":  # the entry's symbols: those its bitcode defines
+    from llvmlite import binding as ll
+    from fastnn.kernels import _library
+    (_, kind, (_, bitcode, symbols)), *_ = _library.KernelCacheImpl(kernel.py_func).reduce(cres)
+    module = ll.parse_bitcode(bitcode)
+    defined = sorted(g.name for g in [*module.functions, *module.global_variables] if not g.is_declaration)
+    out["symbols"] = kind == _library.KIND and symbols == defined and len(symbols) > 0
 caller = numba.njit(lambda th, g: optimizers.sgd_update(th, g, 0.5))
 caller(theta, np.full(4, 2.0))
 out.update(after=theta.tolist(), parsed_after=library._shared_module is not None)
@@ -185,7 +193,7 @@ def test_a_loaded_kernel_is_the_saved_one_and_links_into_a_later_compile(written
     child = lambda *args: json.loads(run(["-c", LIBRARY, *args], tmp_path).stdout.strip().splitlines()[-1])
     written = child("write", *(["numba"] if written_by == "numba" else []))
     read = child("read")
-    assert written["hits"] == 0 and read["hits"] == 1
+    assert written["hits"] == 0 and read["hits"] == 1 and written["symbols"]
     assert read["theta"] == written["theta"] == [-0.25, 0.75, 1.75, 2.75]
     assert read["after"] == written["after"] == [-1.25, -0.25, 0.75, 1.75]  # the later compile called it
     if written_by == "fastnn":  # the symbols listed in the entry: the bitcode parsed only for the link
