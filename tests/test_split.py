@@ -131,6 +131,34 @@ def test_the_helper_thread_lives_only_as_long_as_the_training_call(digits, two_c
     assert {t.name for t in threading.enumerate()} == before
 
 
+def test_one_helper_serves_every_epoch_of_a_training_call(digits, two_cores, monkeypatch):
+    from fastnn._core import split as helper_module
+
+    started = []
+    init = helper_module.BlockHelper.__init__
+    monkeypatch.setattr(helper_module.BlockHelper, "__init__",
+                        lambda self, *args, **kw: (started.append(1), init(self, *args, **kw))[1])
+    _tutorial_run(digits, epochs=5)
+    assert started == [1]  # its arrays are recognised epoch after epoch: not restarted
+
+
+def test_a_helper_serves_the_same_arrays_and_equal_values_only():
+    from collections import namedtuple
+
+    from fastnn._core.split import _same
+
+    Pair = namedtuple("Pair", "a b")
+    a, b = np.zeros(3), np.zeros(3)
+    key = (Pair(a, 1), (b, 0.5), "relu")
+    assert _same(key, (Pair(a, 1), (b, 0.5), "relu"))  # new tuples, the same arrays, equal values
+    assert not _same(key, (Pair(a.copy(), 1), (b, 0.5), "relu"))  # an equal array, but another one
+    assert not _same(key, (Pair(a, 1.0), (b, 0.5), "relu"))  # 1.0 compiles another kernel than 1
+    assert not _same(key, (Pair(a, 1), (b, 0.25), "relu"))
+    assert not _same(key, (Pair(a, 1), (b, 0.5)))
+    assert not _same(key, (Pair(a, 1), b, "relu"))
+    assert not _same((a,), (0.0,)) and not _same((0.0,), (a,))
+
+
 def test_a_split_epoch_on_gathered_rows_matches_the_reference(digits, two_cores):
     # validation_split keeps the first rows of each class for training: not every row
     # in order, so the split epoch gathers them (into the same views every epoch).
