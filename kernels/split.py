@@ -173,10 +173,32 @@ def claimed_by_helper(ctrl, seq):
     return True
 
 
+@jit(inline="always")
+def summed_blocks(ctrl, results, net, objective, blocks, data, idx, chunk, grad):
+    """split_run's LOSS_GRAD: J of the rows ``idx`` of ``data``, its gradient into ``grad``."""
+    seq = hand_over(ctrl, SUMMED, 0, 0)
+    loss, weights = 0.0, 0.0
+    for q in range(PARTS):
+        if q == 1 and claimed_by_helper(ctrl, seq):
+            loss, weights = loss + results[0], weights + results[1]
+            break
+        block_loss, block_weights = block_summed_gradient(data, idx, chunk, net, objective, q, blocks)
+        loss, weights = loss + block_loss, weights + block_weights
+    add_blocks(blocks.grads, grad)
+    return finish_gradient(loss, weights, net, objective, grad)
+
+
 @jit
 def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size, optimizer, decay, grad, stop):
     """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
+
+    Two variants, told apart at compile time by which of ``optimizer`` and ``grad`` is
+    None (Numba prunes a branch on an argument that is None): L-BFGS's (``optimizer``
+    None; roles HELPER and LOSS_GRAD, jobs SUMMED) and the epochs' (``grad`` None; roles
+    HELPER, EPOCH and PREDICT, jobs GRADIENT and FORWARD). Neither compiles the other's
+    code, so a first fit compiles only what its solver runs (docs/performance.md,
+    "Two variants of split_run").
 
     HELPER: the helper thread's loop for a whole training call, until ctrl[STATE] says
     STOP (while it says PAUSED, it claims nothing): for each new job it claims, block 1
@@ -189,22 +211,22 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
 
     EPOCH: ``epoch.fit_epoch`` (unit weights, dense rows, no dropout) with each batch's
     gradient in two blocks of rows, the second on the helper unless the caller gets to it
-    first. Batches are rows idx[start:start + batch_size] of (data.X, data.Y) gathered
-    into blocks.Xs, blocks.Ys, or, with idx None, rows start:start + n of Xs, Ys
-    themselves (data is then not read). ``stop`` (stop flags, or None) as in
-    ``fit_epoch``, with blocks.scratch.check: the caller stops between batches and checks
-    the summed gradient before the update. Returns (mean J over the rows trained on,
-    correct count, t, status).
+    first, summed into blocks.scratch.grad. Batches are rows idx[start:start + batch_size]
+    of (data.X, data.Y) gathered into blocks.Xs, blocks.Ys, or, with idx None, rows
+    start:start + n of Xs, Ys themselves (data is then not read). ``stop`` (stop flags, or
+    None) as in ``fit_epoch``, with blocks.scratch.check: the caller stops between batches
+    and checks the summed gradient before the update. Returns (mean J over the rows
+    trained on, correct count, t, status).
 
     PREDICT: blocks.out <- the network's output for blocks.X_out, in two blocks the same way.
 
     LOSS_GRAD: ``epoch.loss_grad`` of the rows ``idx`` of ``data`` (sample weights, dense
     or CSR rows) into ``grad``, each block ``batch_size`` rows at a time
     (``block_summed_gradient``): the two blocks' sums are added in block order, then
-    finished as ``loss_grad`` finishes. Returns (J, 0, t, COMPLETE). ``idx`` must not be None.
+    finished as ``loss_grad`` finishes. Returns (J, 0, 0, COMPLETE). ``idx`` must not be
+    None; ``optimizer``, ``decay`` and ``stop`` must be.
     """
     second = 1  # the block a job hands over
-    t = optimizer.t
     if role == HELPER:
         seen = load_acquire(ctrl, SEQ)  # jobs handed over before the helper started are the caller's
         store_release(ctrl, STATE, READY)
@@ -222,18 +244,27 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
             # A claim succeeds only while job seq is the current one: what was read is its.
             if not compare_exchange(ctrl, CLAIM, seq - 1, seq):
                 continue
-            if job == FORWARD:
-                block_predict(net, second, blocks)
-            elif job == SUMMED:
-                if idx is not None:  # a compile-time test: no SUMMED code where idx is None (in-order epochs)
+            if grad is not None:  # L-BFGS's variant: SUMMED (each test here is a compile-time one)
+                if idx is not None:
                     results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, second,
                                                                    blocks)
-            else:
-                results[0], results[1] = block_loss_and_gradient(
-                    blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, c, second, blocks,
-                )
+            elif optimizer is not None:  # the epochs'
+                if job == FORWARD:
+                    block_predict(net, second, blocks)
+                else:
+                    results[0], results[1] = block_loss_and_gradient(
+                        blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, c, second, blocks,
+                    )
             store_release(ctrl, DONE, seq)
-        return 0.0, 0.0, t, COMPLETE
+        return 0.0, 0.0, 0, COMPLETE
+    if grad is not None:  # LOSS_GRAD
+        J = 0.0
+        if idx is not None:
+            J = summed_blocks(ctrl, results, net, objective, blocks, data, idx, batch_size, grad)
+        return J, 0.0, 0, COMPLETE
+    if optimizer is None:  # L-BFGS's variant ends above; pruned from the epochs'
+        return 0.0, 0.0, 0, COMPLETE
+    t = optimizer.t
     if role == PREDICT:
         seq = hand_over(ctrl, FORWARD, 0, 0)
         for q in range(PARTS):
@@ -241,20 +272,7 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
                 break
             block_predict(net, q, blocks)
         return 0.0, 0.0, t, COMPLETE
-    if role == LOSS_GRAD:
-        J = 0.0
-        if idx is not None:  # as in HELPER
-            seq = hand_over(ctrl, SUMMED, 0, 0)
-            loss, weights = 0.0, 0.0
-            for q in range(PARTS):
-                if q == second and claimed_by_helper(ctrl, seq):
-                    loss, weights = loss + results[0], weights + results[1]
-                    break
-                block_loss, block_weights = block_summed_gradient(data, idx, batch_size, net, objective, q, blocks)
-                loss, weights = loss + block_loss, weights + block_weights
-            add_blocks(blocks.grads, grad)
-            J = finish_gradient(loss, weights, net, objective, grad)
-        return J, 0.0, t, COMPLETE
+    g = blocks.scratch.grad
     Xs, Ys = blocks.Xs, blocks.Ys
     N_rows = idx.size if idx is not None else Xs.shape[0]
     total = 0.0
@@ -286,9 +304,9 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
                                                                 objective, c, q, blocks)
             loss, batch_correct = loss + block_loss, batch_correct + block_correct
         J = penalised(loss, float(n), objective, net.theta, net.sizes) * n
-        add_blocks(blocks.grads, grad)
+        add_blocks(blocks.grads, g)
         if stop is not None:
-            finite, bounds = check_step(total + J, net.theta, grad, optimizer, t + 1, decay, net.sizes, bounds,
+            finite, bounds = check_step(total + J, net.theta, g, optimizer, t + 1, decay, net.sizes, bounds,
                                         blocks.scratch.check)
             if not finite:
                 status = DIVERGED
@@ -297,7 +315,7 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         correct += batch_correct
         rows += n
         t += 1
-        step(optimizer.code, net.theta, grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,
+        step(optimizer.code, net.theta, g, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,
              optimizer.beta2, optimizer.eps, t, decay, net.sizes)
         if stop is not None:
             bounds = refresh(bounds, net.theta, optimizer, blocks.scratch.check)

@@ -320,6 +320,42 @@ def test_a_fit_on_a_variant_the_install_did_not_compile_says_so(compiled, tmp_pa
     assert len(messages) == 1 and "compiling fastnn.kernels.epoch.fit_epoch now" in messages[0]
 
 
+# A child's split fits (both variants of split_run: Adam's epochs, L-BFGS's loss and
+# gradient), two cores forced; prints split_run's cache hits and misses and, per variant,
+# whether its machine code holds the other variant's kernels.
+SPLIT_FITS = """
+import json, warnings
+import numpy as np
+from numba import types
+from fastnn import MLPClassifier
+from fastnn._core import threads
+from fastnn.kernels import split
+threads._budget = 2
+rng = np.random.default_rng(0)
+X = rng.random((1000, 32)); y = rng.integers(0, 3, 1000)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for solver, batch_size in (("adam", 500), ("lbfgs", "auto")):
+        MLPClassifier((64,), solver=solver, batch_size=batch_size, max_iter=2, random_state=0).fit(X, y)
+out = {"hits": sum(split.split_run.stats.cache_hits.values()),
+       "misses": sum(split.split_run.stats.cache_misses.values()), "variants": {}}
+for sig in split.split_run.signatures:
+    module = split.split_run.overloads[sig].library._get_module_for_linking()
+    defined = " ".join(f.name for f in module.functions if not f.is_declaration)
+    variant = "lbfgs" if isinstance(sig[9], types.NoneType) else "epochs"
+    out["variants"][variant] = {name: name in defined for name in ("summed_gradient", "adam_update", "forward_layers")}
+print(json.dumps(out))
+"""
+
+
+def test_split_fits_load_the_install_and_each_variant_holds_only_its_own_code(compiled):
+    cache_dir, _ = compiled
+    out = json.loads(run(["-c", SPLIT_FITS], cache_dir).stdout.strip().splitlines()[-1])
+    assert out["misses"] == 0 and out["hits"] == 2  # `fastnn compile` compiled both
+    assert out["variants"] == {"epochs": {"summed_gradient": False, "adam_update": True, "forward_layers": True},
+                               "lbfgs": {"summed_gradient": True, "adam_update": False, "forward_layers": True}}
+
+
 def test_compile_command_rejects_bad_arguments():
     result = subprocess.run([sys.executable, "-m", "fastnn", "compile", "--dtype", "float16"], capture_output=True,
                             text=True, cwd=ROOT, timeout=120)

@@ -109,14 +109,17 @@ def _warm_sklearn(dtype):
                 clf.partial_fit(X, labels)
                 MLPRegressor(hidden_layer_sizes=(5,), max_iter=2, random_state=0).fit(X, Y[:, 0]).predict(X)
         clf.predict_proba(X)
-    # L-BFGS on large full batches splits its rows between two cores (split_run): force
-    # the split's budget so a 1-core build machine compiles it too.
+    # Large enough minibatches, and L-BFGS on large full batches, split their rows between
+    # two cores (split_run's two variants): force the split's budget so a 1-core build
+    # machine compiles them too.
     budget, threads._budget = threads._budget, 2
     try:
         X, labels, _ = _data(dtype, 1000, 32, 3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            MLPClassifier(hidden_layer_sizes=(64,), solver="lbfgs", max_iter=2, random_state=0).fit(X, labels)
+            for solver, batch_size in (("adam", 500), ("lbfgs", "auto")):  # adam: 1.1M multiply-adds a step
+                MLPClassifier(hidden_layer_sizes=(64,), solver=solver, batch_size=batch_size, max_iter=2,
+                              random_state=0).fit(X, labels)
     finally:
         threads._budget = budget
     if dtype == "float32":

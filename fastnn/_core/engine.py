@@ -352,8 +352,9 @@ def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay
                                 work.scratch.Yb[: b * Y.shape[1]].reshape(b, Y.shape[1]))
         (Xs, Ys), rows = work.batch_views, idx
     args = (spec.net(theta), objective, _blocks(spec, work, Xs, Ys, work.scratch))
-    loss, correct, t, status = _split_call(split.EPOCH, work, args,
-                                           (data, rows, batch_size, optimizer, decay, work.grad, stop))
+    # No gradient argument: the epochs' variant of split_run (its gradient is blocks.scratch.grad, work.grad).
+    rest = (data, rows, batch_size, optimizer, decay, None, stop)
+    loss, correct, t, status = _split_call(split.EPOCH, work, args, rest)
     return float(loss), float(correct), int(t), 0, int(status)
 
 
@@ -366,10 +367,8 @@ def _split_loss_grad(spec, theta, data, idx, objective, work):
         work.set_test(spec, None)
     # The epochs' batch arrays Xs, Ys are not read: the (empty) test set stands in, of their types.
     args = (spec.net(theta), objective, _blocks(spec, work, work.test_X, work.test_out, work.chunk_scratch))
-    # Only the types of the optimizer and decay matter (LOSS_GRAD takes no step): SGD keeps no state.
-    no_state = np.empty(0, dtype=spec.dtype)
-    rest = (data, idx, work.block_rows, Optimizer(codes.SGD, no_state, no_state, 0, 0.0, 0.0, 0.0, 0.0, 0.0), None,
-            work.grad, None)
+    # No optimizer: LOSS_GRAD takes no step, and split_run then compiles its L-BFGS code only.
+    rest = (data, idx, work.block_rows, None, None, work.grad, None)
     J, _, _, _ = _split_call(split.LOSS_GRAD, work, args, rest, reads=rest[:3])
     return float(J)
 
