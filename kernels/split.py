@@ -212,8 +212,9 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     EPOCH: ``epoch.fit_epoch`` (unit weights, dense rows, no dropout) with each batch's
     gradient in two blocks of rows, the second on the helper unless the caller gets to it
     first, summed into blocks.scratch.grad. Batches are rows idx[start:start + batch_size]
-    of (data.X, data.Y) gathered into blocks.Xs, blocks.Ys, or, with idx None, rows
-    start:start + n of Xs, Ys themselves (data is then not read). ``stop`` (stop flags, or
+    of (data.X, data.Y) gathered into blocks.Xs, blocks.Ys, or, with idx empty, rows
+    start:start + n of Xs, Ys themselves (data is then not read: rows in order gather
+    nothing, and share the compiled variant of gathered ones). ``stop`` (stop flags, or
     None) as in ``fit_epoch``, with blocks.scratch.check: the caller stops between batches
     and checks the summed gradient before the update. Returns (mean J over the rows
     trained on, correct count, t, status).
@@ -223,8 +224,8 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     LOSS_GRAD: ``epoch.loss_grad`` of the rows ``idx`` of ``data`` (sample weights, dense
     or CSR rows) into ``grad``, each block ``batch_size`` rows at a time
     (``block_summed_gradient``): the two blocks' sums are added in block order, then
-    finished as ``loss_grad`` finishes. Returns (J, 0, 0, COMPLETE). ``idx`` must not be
-    None; ``optimizer``, ``decay`` and ``stop`` must be.
+    finished as ``loss_grad`` finishes. Returns (J, 0, 0, COMPLETE). ``optimizer``,
+    ``decay`` and ``stop`` must be None.
     """
     second = 1  # the block a job hands over
     if role == HELPER:
@@ -245,9 +246,7 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
             if not compare_exchange(ctrl, CLAIM, seq - 1, seq):
                 continue
             if grad is not None:  # L-BFGS's variant: SUMMED (each test here is a compile-time one)
-                if idx is not None:
-                    results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, second,
-                                                                   blocks)
+                results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, second, blocks)
             elif optimizer is not None:  # the epochs'
                 if job == FORWARD:
                     block_predict(net, second, blocks)
@@ -258,10 +257,7 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
             store_release(ctrl, DONE, seq)
         return 0.0, 0.0, 0, COMPLETE
     if grad is not None:  # LOSS_GRAD
-        J = 0.0
-        if idx is not None:
-            J = summed_blocks(ctrl, results, net, objective, blocks, data, idx, batch_size, grad)
-        return J, 0.0, 0, COMPLETE
+        return summed_blocks(ctrl, results, net, objective, blocks, data, idx, batch_size, grad), 0.0, 0, COMPLETE
     if optimizer is None:  # L-BFGS's variant ends above; pruned from the epochs'
         return 0.0, 0.0, 0, COMPLETE
     t = optimizer.t
@@ -274,7 +270,8 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         return 0.0, 0.0, t, COMPLETE
     g = blocks.scratch.grad
     Xs, Ys = blocks.Xs, blocks.Ys
-    N_rows = idx.size if idx is not None else Xs.shape[0]
+    gather = idx.size > 0
+    N_rows = idx.size if gather else Xs.shape[0]
     total = 0.0
     correct = 0.0
     rows = 0
@@ -288,7 +285,7 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
             break
         n = min(batch_size, N_rows - start)
         lo = start
-        if idx is not None:
+        if gather:
             gather_rows(data.X, idx, start, Xs[:n])
             gather_rows(data.Y, idx, start, Ys[:n])
             lo = 0

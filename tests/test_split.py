@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from numba import types
 
 import fastnn
 from fastnn import reference
@@ -169,6 +170,14 @@ def test_a_split_epoch_on_gathered_rows_matches_the_reference(digits, two_cores)
     ref, ref_trainer = _tutorial_run(digits, reference, **kw)
     np.testing.assert_allclose(nn.params, ref.params, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(trainer.history["val_loss"], ref_trainer.history["val_loss"], rtol=1e-10)
+
+
+def test_epochs_in_order_and_on_gathered_rows_run_one_compiled_variant(digits, two_cores):
+    _tutorial_run(digits)  # every row in order: the batches are X itself
+    _tutorial_run(digits, validation_split=0.1)  # gathered
+    # The rows in order are an empty index (engine.IN_ORDER), of the same type as a gather's.
+    rows = {sig[7] for sig in split.split_run.signatures}
+    assert rows and all(isinstance(r, types.Array) and r.ndim == 1 and r.dtype == types.int64 for r in rows)
 
 
 def test_two_threads_training_split_models_at_once(digits, two_cores):

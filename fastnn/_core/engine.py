@@ -337,14 +337,19 @@ def predict_test(spec, theta, work):
     return work.test_out.copy()
 
 
+# split_run's rows for an epoch over X, Y in order, as they are (writable: a read-only array
+# would be another type to Numba, another compile).
+IN_ORDER = np.empty(0, dtype=np.int64)
+
+
 def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop):
     """``fit_epoch`` (dense rows, unit weights, no dropout) with each batch's two blocks of
     rows on two cores. Returns (mean loss, correct count, new t, counter 0, status)."""
     X, Y = data.X, data.Y
     if work.checked_rows is not idx:  # the tutorial passes the same rows every epoch: checked once
         work.checked_rows, work.rows_in_order = idx, _is_identity(idx, X)
-    if work.rows_in_order:
-        Xs, Ys, rows = X, Y, None  # batches are slices of X, Y: nothing to gather
+    if work.rows_in_order:  # batches are slices of X, Y: nothing to gather (no rows)
+        Xs, Ys, rows = X, Y, IN_ORDER
     else:
         if work.batch_views is None:  # the same views every epoch (see BlockHelper.serves)
             b = work.rows
