@@ -263,7 +263,7 @@ class _BaseMLP(BaseEstimator):
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         use_dropout = bool(np.any(thresholds > 0))
         # Minibatches of dense, unweighted rows without weight decay may split between
-        # cores (``engine.workspace``: the split kernel's variant that L-BFGS compiles too).
+        # cores (``engine.workspace``; the split kernel's epochs variant, which the install compiles).
         # Full batches keep BLAS's threads: split, ReLU and Adam ran slower
         # (docs/performance.md, "The helper joins while it pays").
         splittable = (data.sw.size == 0 and data.indptr.size == 0 and not self.weight_decay

@@ -34,12 +34,14 @@ PARTS = 2
 
 # A split training call's buffers, shared by both threads. Batches are rows of (Xs, Ys);
 # acts and deltas (PARTS * block_scratch(batch rows, sizes),) give each block a 1/PARTS
-# share; grads (PARTS, p) each block's gradient; the test set X_out (N, d_0) is predicted
-# into out (N, d_L), ``chunk`` rows at a time, with acts_out (PARTS * chunk * sum(d_1..d_L),).
-# L-BFGS's loss and gradient gathers each block's chunks into its 1/PARTS share of every
-# buffer of ``scratch`` (a bundles.Scratch; its grad (PARTS * p,) holds each block's chunk
-# gradient) and sums them into grads[q]; the epochs do not read ``scratch``.
-Blocks = namedtuple("Blocks", "Xs Ys acts deltas grads X_out chunk acts_out out scratch")
+# share; grads (PARTS, p) each block's gradient. L-BFGS's loss and gradient gathers each
+# block's chunks into its 1/PARTS share of every buffer of ``scratch`` (a bundles.Scratch;
+# its grad (PARTS * p,) holds each block's chunk gradient) and sums them into grads[q];
+# the epochs sum the blocks into scratch.grad and read nothing else of it.
+Blocks = namedtuple("Blocks", "Xs Ys acts deltas grads scratch")
+# The tutorial's test set, predicted after each epoch: X (N, d_0) into out (N, d_L),
+# ``chunk`` rows at a time, with acts (PARTS * chunk * sum(d_1..d_L),).
+Test = namedtuple("Test", "X chunk acts out")
 
 # The block kernels below are inlined into split_run, their only caller: as functions of
 # their own, each compiled library carried another machine-code copy of the forward
@@ -105,13 +107,13 @@ def add_blocks_and_step(grads, grad, theta, sizes, optimizer, t, decay):
 
 
 @jit(inline="always")
-def block_predict(net, q, blocks):
-    """Block q of ``network.predict`` over the rows of blocks.X_out into blocks.out."""
-    lo, hi = block(blocks.X_out.shape[0], q)
-    stride = blocks.acts_out.size // PARTS
+def block_predict(net, q, test):
+    """Block q of ``network.predict`` over the rows of test.X into test.out."""
+    lo, hi = block(test.X.shape[0], q)
+    stride = test.acts.size // PARTS
     if hi > lo:
-        predict(blocks.X_out[lo:hi], net.theta, net.sizes, net.act_codes, net.alpha, blocks.chunk,
-                blocks.acts_out[q * stride : (q + 1) * stride], blocks.out[lo:hi])
+        predict(test.X[lo:hi], net.theta, net.sizes, net.act_codes, net.alpha, test.chunk,
+                test.acts[q * stride : (q + 1) * stride], test.out[lo:hi])
 
 
 @jit(inline="always")
@@ -189,7 +191,8 @@ def summed_blocks(ctrl, results, net, objective, blocks, data, idx, chunk, grad)
 
 
 @jit
-def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size, optimizer, decay, grad, stop):
+def split_run(role, ctrl, results, net, objective, blocks, test, data, idx, batch_size, optimizer, decay, grad,
+              stop):
     """Every thread of a split training call, by ``role`` (one function, so that the
     kernels below it are compiled into one caller, not two: 7 s less on a cold start).
 
@@ -198,14 +201,15 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     None; roles HELPER and LOSS_GRAD, jobs SUMMED) and the epochs' (``grad`` None; roles
     HELPER, EPOCH and PREDICT, jobs GRADIENT and FORWARD). Neither compiles the other's
     code, so a first fit compiles only what its solver runs (docs/performance.md,
-    "Two variants of split_run").
+    "Two variants of split_run"). Likewise ``test`` (a ``Test``) None compiles no
+    predictions (the scikit-learn face's epochs).
 
     HELPER: the helper thread's loop for a whole training call, until ctrl[STATE] says
     STOP (while it says PAUSED, it claims nothing): for each new job it claims, block 1
     of it (GRADIENT: of the batch, its (loss, correct) into results[0:2]; FORWARD:
-    ``block_predict``; SUMMED: of LOSS_GRAD's rows, its (loss sum, weight sum) into
+    ``block_predict`` of ``test``; SUMMED: of LOSS_GRAD's rows, its (loss sum, weight sum) into
     results[0:2]), then DONE. It reads only ``net``,
-    ``objective``, ``blocks`` and data.sw (empty: unit weights), and for SUMMED ``data``,
+    ``objective``, ``blocks``, ``test`` and data.sw (empty: unit weights), and for SUMMED ``data``,
     ``idx`` and ``batch_size``: the training call's own arrays; the caller changes their
     contents (theta, the gathered batch) only once a job's block 1 is done. Returns zeros.
 
@@ -219,7 +223,7 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
     and checks the summed gradient before the update. Returns (mean J over the rows
     trained on, correct count, t, status).
 
-    PREDICT: blocks.out <- the network's output for blocks.X_out, in two blocks the same way.
+    PREDICT: test.out <- the network's output for test.X, in two blocks the same way.
 
     LOSS_GRAD: ``epoch.loss_grad`` of the rows ``idx`` of ``data`` (sample weights, dense
     or CSR rows) into ``grad``, each block ``batch_size`` rows at a time
@@ -249,7 +253,8 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
                 results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, second, blocks)
             elif optimizer is not None:  # the epochs'
                 if job == FORWARD:
-                    block_predict(net, second, blocks)
+                    if test is not None:
+                        block_predict(net, second, test)
                 else:
                     results[0], results[1] = block_loss_and_gradient(
                         blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, c, second, blocks,
@@ -262,11 +267,12 @@ def split_run(role, ctrl, results, net, objective, blocks, data, idx, batch_size
         return 0.0, 0.0, 0, COMPLETE
     t = optimizer.t
     if role == PREDICT:
-        seq = hand_over(ctrl, FORWARD, 0, 0)
-        for q in range(PARTS):
-            if q == second and claimed_by_helper(ctrl, seq):
-                break
-            block_predict(net, q, blocks)
+        if test is not None:
+            seq = hand_over(ctrl, FORWARD, 0, 0)
+            for q in range(PARTS):
+                if q == second and claimed_by_helper(ctrl, seq):
+                    break
+                block_predict(net, q, test)
         return 0.0, 0.0, t, COMPLETE
     g = blocks.scratch.grad
     Xs, Ys = blocks.Xs, blocks.Ys

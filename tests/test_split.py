@@ -1,6 +1,7 @@
 """Epochs split between two cores (fastnn.kernels.split, fastnn._core.split): full batches
 and mid-sized minibatches; same answers as the reference and as one core, the same bits
 from any thread (whichever computes the second block), safe with threads and fork."""
+import inspect
 import multiprocessing
 import threading
 import time
@@ -46,9 +47,8 @@ def test_split_gradient_equals_the_reference(spec, n, dtype, rng):
     scratch = split.PARTS * split.block_scratch(n, sizes)
     acts, deltas = np.empty(scratch, dtype=dtype), np.empty(scratch, dtype=dtype)
     grads = np.full((split.PARTS, net.params.size), np.nan, dtype=dtype)
-    no_test = np.empty((0, sizes[0]), dtype=dtype)
     no_scratch = Scratch(*[acts[:0]] * len(Scratch._fields))  # read by L-BFGS's blocks only
-    blocks = split.Blocks(X, Y, acts, deltas, grads, no_test, 1, acts[:0], no_test, no_scratch)
+    blocks = split.Blocks(X, Y, acts, deltas, grads, no_scratch)
     spec = net._spec
     objective = spec.objective(net.loss_code, acc_kind=losses.ARGMAX_ACCURACY)
     total, correct = 0.0, 0.0
@@ -176,7 +176,8 @@ def test_epochs_in_order_and_on_gathered_rows_run_one_compiled_variant(digits, t
     _tutorial_run(digits)  # every row in order: the batches are X itself
     _tutorial_run(digits, validation_split=0.1)  # gathered
     # The rows in order are an empty index (engine.IN_ORDER), of the same type as a gather's.
-    rows = {sig[7] for sig in split.split_run.signatures}
+    at = list(inspect.signature(split.split_run.py_func).parameters).index("idx")
+    rows = {sig[at] for sig in split.split_run.signatures}
     assert rows and all(isinstance(r, types.Array) and r.ndim == 1 and r.dtype == types.int64 for r in rows)
 
 

@@ -235,16 +235,17 @@ class Workspace:
         self.helper = None  # the split's helper thread (fastnn._core.split)
         self.training = False  # inside a training block: the helper may outlive an epoch
         self.pace = None  # inside a training block: whether the helper joins the next call (split.Pace)
-        self.test_X = self.test_out = self.test_acts = None
-        self.test_chunk = 1
+        # The tutorial's test set and its buffers (a split.Test), predicted after each split
+        # epoch; None (the scikit-learn face): split_run compiled without predictions.
+        self.test = None
+        self.no_batch = None  # L-BFGS's stand-ins for the epochs' batch arrays (never read)
 
     def set_test(self, spec, X):
         """Buffers for predicting X (None: no test set) in two blocks (``split_run``)."""
         X = np.empty((0, int(spec.sizes[0])), dtype=spec.dtype) if X is None else X
-        self.test_chunk = max(1, min(-(-X.shape[0] // split.PARTS), spec.chunk_rows(X.shape[0])))
-        self.test_X = X
-        self.test_acts = np.empty(split.PARTS * self.test_chunk * spec.width if X.shape[0] else 0, dtype=spec.dtype)
-        self.test_out = np.empty((X.shape[0], int(spec.sizes[-1])), dtype=spec.dtype)
+        chunk = max(1, min(-(-X.shape[0] // split.PARTS), spec.chunk_rows(X.shape[0])))
+        acts = np.empty(split.PARTS * chunk * spec.width if X.shape[0] else 0, dtype=spec.dtype)
+        self.test = split.Test(X, chunk, acts, np.empty((X.shape[0], int(spec.sizes[-1])), dtype=spec.dtype))
 
     def stop_helper(self):
         if self.helper is not None:
@@ -334,7 +335,7 @@ def predict_test(spec, theta, work):
     h = work.helper
     with threads.serial_blas(), flushing_subnormals():
         split.split_run(split.PREDICT, h.ctrl, h.results, *h.args, *h.rest)
-    return work.test_out.copy()
+    return work.test.out.copy()
 
 
 # split_run's rows for an epoch over X, Y in order, as they are (writable: a read-only array
@@ -356,7 +357,7 @@ def _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay
             work.batch_views = (work.scratch.Xb[: b * X.shape[1]].reshape(b, X.shape[1]),
                                 work.scratch.Yb[: b * Y.shape[1]].reshape(b, Y.shape[1]))
         (Xs, Ys), rows = work.batch_views, idx
-    args = (spec.net(theta), objective, _blocks(spec, work, Xs, Ys, work.scratch))
+    args = (spec.net(theta), objective, _blocks(work, Xs, Ys, work.scratch), work.test)
     # No gradient argument: the epochs' variant of split_run (its gradient is blocks.scratch.grad, work.grad).
     rest = (data, rows, batch_size, optimizer, decay, None, stop)
     loss, correct, t, status = _split_call(split.EPOCH, work, args, rest)
@@ -368,22 +369,19 @@ def _split_loss_grad(spec, theta, data, idx, objective, work):
     each block ``work.block_rows`` at a time. Returns J; the gradient is in work.grad."""
     if work.chunk_scratch is None:  # each block's chunk gradient goes to its share of a buffer of its own
         work.chunk_scratch = work.scratch._replace(grad=np.empty(split.PARTS * spec.n_params, dtype=spec.dtype))
-    if work.test_X is None:
-        work.set_test(spec, None)
-    # The epochs' batch arrays Xs, Ys are not read: the (empty) test set stands in, of their types.
-    args = (spec.net(theta), objective, _blocks(spec, work, work.test_X, work.test_out, work.chunk_scratch))
+    if work.no_batch is None:  # the epochs' batch arrays Xs, Ys are not read: empty ones of their types
+        work.no_batch = (np.empty((0, int(spec.sizes[0])), dtype=spec.dtype),
+                         np.empty((0, int(spec.sizes[-1])), dtype=spec.dtype))
+    args = (spec.net(theta), objective, _blocks(work, *work.no_batch, work.chunk_scratch), None)
     # No optimizer: LOSS_GRAD takes no step, and split_run then compiles its L-BFGS code only.
     rest = (data, idx, work.block_rows, None, None, work.grad, None)
     J, _, _, _ = _split_call(split.LOSS_GRAD, work, args, rest, reads=rest[:3])
     return float(J)
 
 
-def _blocks(spec, work, Xs, Ys, scratch):
+def _blocks(work, Xs, Ys, scratch):
     """``split.Blocks`` over the workspace's buffers, batches in (Xs, Ys)."""
-    if work.test_X is None:
-        work.set_test(spec, None)
-    return split.Blocks(Xs, Ys, work.scratch.acts, work.scratch.deltas, work.split_grads, work.test_X,
-                        work.test_chunk, work.test_acts, work.test_out, scratch)
+    return split.Blocks(Xs, Ys, work.scratch.acts, work.scratch.deltas, work.split_grads, scratch)
 
 
 def _split_call(role, work, args, rest, reads=()):

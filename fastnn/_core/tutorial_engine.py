@@ -22,7 +22,10 @@ class KernelEngine:
         _precompile.announce("tutorial", net.dtype)
         spec = net._spec
         split = splittable and engine.should_split(spec.sizes, batch_size, epoch_rows, dropout)
-        return engine.Workspace(spec, batch_size, dropout, split)
+        work = engine.Workspace(spec, batch_size, dropout, split)
+        if split:  # the tutorial's split epochs always predict a test set (``training``), if empty
+            work.set_test(spec, None)
+        return work
 
     @staticmethod
     @contextlib.contextmanager
@@ -80,7 +83,7 @@ class KernelEngine:
         """Network output (n, output_size) for a validated X; split between cores when X
         is the test set of ``work``'s split training call."""
         _precompile.announce("tutorial", net.dtype)
-        if work is not None and work.helper is not None and X is work.test_X:
+        if work is not None and work.helper is not None and work.test is not None and X is work.test.X:
             return engine.predict_test(net._spec, net.params, work)
         return engine.predict(net._spec, net.params, X)
 
