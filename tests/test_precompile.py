@@ -106,9 +106,12 @@ X = rng.random((120, 6)); y = rng.integers(0, 3, 120)
 weights = lambda clf: [float(w).hex() for c in clf.coefs_ for w in c.ravel()]
 first = weights(MLPClassifier((7,), max_iter=5, random_state=0).fit(X, y))
 refreshed = len(cpu_target.target_context._registries) > 0
+from numba.core import entrypoints
+extensions = entrypoints._already_initialized  # Numba's extensions, loaded by the kernels' first calls?
 after = numba.njit(lambda a: np.linalg.norm(a) + sum((1.0, 2.0)))(np.full(4, 0.5))
 second = weights(MLPClassifier((7,), max_iter=5, random_state=0).fit(X, y))
-print(json.dumps({"first": first, "second": second, "refreshed": refreshed, "after": after}))
+print(json.dumps({"first": first, "second": second, "refreshed": refreshed, "after": after,
+                  "extensions": [extensions, entrypoints._already_initialized]}))
 """
 
 
@@ -119,6 +122,9 @@ def test_kernels_load_without_refreshing_numba_and_as_numba_would(compiled):
     assert not lean["refreshed"] and numba_own["refreshed"]  # the 0.2 s a first fit no longer waits for
     assert lean["first"] == lean["second"] == numba_own["first"]  # the same code: the same bits
     assert lean["after"] == numba_own["after"] == 4.0  # a compile after lean loads refreshes what it needs
+    # Lean loads skip Numba's scan of the installed extensions (Numba's refresh runs it); the
+    # user's own compile still runs it.
+    assert lean["extensions"] == [False, True] and numba_own["extensions"] == [True, True]
 
 
 # A child's fit from the cache, telling whether Numba's runtime module was compiled (and
