@@ -71,9 +71,9 @@ def jit(func=None, **options):
 def _no_extensions_needed():
     """A kernel's first call for a signature, before it looks in the cache, would run
     Numba's hook that loads every installed Numba extension: a scan of all installed
-    packages' entry points, and the extensions' imports (3 ms in a fresh virtualenv, 23-29 ms
-    beside pydata-sparse: docs/performance.md). Machine code from the cache needs none of
-    them, and a compile still loads them (the target context's refresh runs the same
+    packages' entry points, and the extensions' imports (docs/performance.md, "The import
+    and the first load, again"). Machine code from the cache needs none of them, and a
+    compile still loads them (the target context's refresh runs the same
     ``entrypoints.init_all``). The user's own ``@njit`` functions keep Numba's hook."""
 
 

@@ -8,7 +8,8 @@ of those objects is garbage, so the collector pauses while fastnn imports (and w
 scikit-learn face imports scikit-learn's modules), and runs again as before afterwards.
 
 The pause alone would leave them all in the youngest generation, and the first young
-collection after it traversed them: 20 ms. So the block ends by moving every tracked
+collection after it would traverse them (docs/performance.md, "The import and the first
+load, again"). So the block ends by moving every tracked
 object to the oldest generation (``gc.freeze()`` then ``gc.unfreeze()``: no traversal), as
 if they had aged there: a long-running process pays one full collection over them, later;
 a short script often never. The objects that were alive before the block move too, so a
