@@ -3,8 +3,8 @@
 Numba's cache keeps each compiled function as machine code plus the LLVM bitcode of the
 same library. The bitcode serves one purpose: a later compile of a function that calls
 this one links it in. Yet Numba's load parses all of it, only to list the symbols the
-machine code defines: 18 ms of the 25 ms that loading ``split_run`` (the whole split
-epoch) took in a process's first fit (docs/performance.md, "The first process, 2026-12-07").
+machine code defines: most of what loading ``split_run`` (the whole split epoch) took in
+a process's first fit (docs/performance.md, "The first process, 2026-12-07").
 
 ``KernelCacheImpl`` writes that list of symbols into the cache entry, beside the machine
 code and the bitcode; ``LoadedLibrary`` registers the listed symbols and parses the

@@ -31,6 +31,7 @@ from .optimizers import step
 from .sync import SPINS, back_off, compare_exchange, load_acquire, store_release, wait_for
 
 PARTS = 2
+SECOND = 1  # the block a job hands over: the helper's, unless the caller gets to it first
 
 # A split training call's buffers, shared by both threads. Batches are rows of (Xs, Ys);
 # acts and deltas (PARTS * block_scratch(batch rows, sizes),) give each block a 1/PARTS
@@ -181,7 +182,7 @@ def summed_blocks(ctrl, results, net, objective, blocks, data, idx, chunk, grad)
     seq = hand_over(ctrl, SUMMED, 0, 0)
     loss, weights = 0.0, 0.0
     for q in range(PARTS):
-        if q == 1 and claimed_by_helper(ctrl, seq):
+        if q == SECOND and claimed_by_helper(ctrl, seq):
             loss, weights = loss + results[0], weights + results[1]
             break
         block_loss, block_weights = block_summed_gradient(data, idx, chunk, net, objective, q, blocks)
@@ -231,7 +232,6 @@ def split_run(role, ctrl, results, net, objective, blocks, test, data, idx, batc
     finished as ``loss_grad`` finishes. Returns (J, 0, 0, COMPLETE). ``optimizer``,
     ``decay`` and ``stop`` must be None.
     """
-    second = 1  # the block a job hands over
     if role == HELPER:
         seen = load_acquire(ctrl, SEQ)  # jobs handed over before the helper started are the caller's
         store_release(ctrl, STATE, READY)
@@ -250,14 +250,14 @@ def split_run(role, ctrl, results, net, objective, blocks, test, data, idx, batc
             if not compare_exchange(ctrl, CLAIM, seq - 1, seq):
                 continue
             if grad is not None:  # L-BFGS's variant: SUMMED (each test here is a compile-time one)
-                results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, second, blocks)
+                results[0], results[1] = block_summed_gradient(data, idx, batch_size, net, objective, SECOND, blocks)
             elif optimizer is not None:  # the epochs'
                 if job == FORWARD:
                     if test is not None:
-                        block_predict(net, second, test)
+                        block_predict(net, SECOND, test)
                 else:
                     results[0], results[1] = block_loss_and_gradient(
-                        blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, c, second, blocks,
+                        blocks.Xs[lo : lo + n], blocks.Ys[lo : lo + n], data.sw, net, objective, c, SECOND, blocks,
                     )
             store_release(ctrl, DONE, seq)
         return 0.0, 0.0, 0, COMPLETE
@@ -270,7 +270,7 @@ def split_run(role, ctrl, results, net, objective, blocks, test, data, idx, batc
         if test is not None:
             seq = hand_over(ctrl, FORWARD, 0, 0)
             for q in range(PARTS):
-                if q == second and claimed_by_helper(ctrl, seq):
+                if q == SECOND and claimed_by_helper(ctrl, seq):
                     break
                 block_predict(net, q, test)
         return 0.0, 0.0, t, COMPLETE
@@ -300,7 +300,7 @@ def split_run(role, ctrl, results, net, objective, blocks, test, data, idx, batc
         seq = hand_over(ctrl, GRADIENT, lo, n)
         loss, batch_correct = 0.0, 0.0
         for q in range(PARTS):
-            if q == second and claimed_by_helper(ctrl, seq):
+            if q == SECOND and claimed_by_helper(ctrl, seq):
                 loss, batch_correct = loss + results[0], batch_correct + results[1]
                 break
             block_loss, block_correct = block_loss_and_gradient(Xs[lo : lo + n], Ys[lo : lo + n], data.sw, net,
