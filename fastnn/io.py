@@ -9,9 +9,9 @@ A file is a zip archive of ``.npy`` members (an ``.npz``), written and read with
     opt_m.npy, opt_v.npy, train_loss.npy, test_loss.npy   (checkpoints only)
 
 The header holds the format name and version, the fastnn version, the engine, the
-architecture and hyperparameters, the shape and dtype of every array, the rest of
-the RNG state, the optimizer (checkpoints), the user's ``metadata`` and a SHA-256 of
-the header and of every array. ``load_model`` checks all of it before building a
+architecture and hyperparameters, the shape and dtype of every array, the rest of the
+RNG state, the dropout masks' stream, the optimizer (checkpoints), the user's
+``metadata`` and a SHA-256 of the header and of every array. ``load_model`` checks all of it before building a
 model, and raises ``ModelFileError`` saying what is wrong. Nothing is unpickled.
 
 Writes are atomic: a temporary file in the destination's directory, flushed and
@@ -69,10 +69,21 @@ def _json_default(obj):
     raise TypeError(f"metadata must be JSON-serialisable; got an object of type {type(obj).__name__}: {obj!r}.")
 
 
-def _rng_state(model):
-    """The model's shuffling RNG state; for seed=None that is NumPy's global state."""
+def _random_streams(model, header):
+    """Store the model's random streams in ``header`` and return the shuffling RNG's key
+    (the array ``rng_keys``):
+
+    - ``rng``: the rest of the shuffling RandomState's state (for seed=None, NumPy's
+      global state);
+    - ``dropout_stream``: the dropout masks' ``{"key", "counter"}``, null before the
+      model's first training with dropout. A resumed run draws the masks an uninterrupted
+      one would.
+    """
     name, keys, pos, has_gauss, cached = model._rng.get_state()
-    return np.asarray(keys, dtype=np.uint32), {"pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    header["rng"] = {"pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+    stream = getattr(model, "_dropout_stream", None)
+    header["dropout_stream"] = None if stream is None else {"key": int(stream[0]), "counter": int(stream[1])}
+    return np.asarray(keys, dtype=np.uint32)
 
 
 def _model_header(model, metadata):
@@ -99,6 +110,7 @@ def _model_header(model, metadata):
             "init": model.init,
             "dtype": model.dtype.name,
             "seed": model.seed,
+            "dropout": [float(p) for p in model.dropout],
             "compute_dtype": getattr(model, "compute_dtype", None),
         },
         "metadata": metadata,
@@ -124,7 +136,7 @@ def save_model(model, path, metadata=None):
         raise TypeError(f"model must be a fastnn NeuralNetwork; got {type(model).__name__}.")
     header = _model_header(model, metadata)
     header["format"] = MODEL_FORMAT
-    keys, header["rng"] = _rng_state(model)
+    keys = _random_streams(model, header)
     archive.write(path, header, {"params": model.params.copy(), "rng_keys": keys})
 
 
@@ -143,7 +155,7 @@ def save_checkpoint(trainer, path):
     model = trainer.model
     header = _model_header(model, None)
     header["format"] = CHECKPOINT_FORMAT
-    keys, header["rng"] = _rng_state(model)
+    keys = _random_streams(model, header)
     state = trainer.optimizer_state
     empty = np.zeros(0, dtype=model.dtype)
     if state is None:
@@ -280,21 +292,38 @@ def _build_model(path, header, arrays):
     _require(path, rng, "['rng']", {"pos": int, "has_gauss": int, "cached_gaussian": float})
     if not (0 <= rng["pos"] <= 624 and rng["has_gauss"] in (0, 1)):
         _fail(path, f"header rng state out of range: {rng!r}.")
+    stream = _dropout_stream(path, header)
     NeuralNetwork, _ = _ENGINES[header["engine"]]
     try:  # the constructor validates every hyperparameter again
         model = NeuralNetwork(
             sizes[0], hidden, sizes[-1], spec["loss_func"], activation=spec["activation"],
             output_activation=spec["output_activation"], alpha=spec["alpha"], init=spec["init"],
             dtype=spec["dtype"], seed=0 if seed is None else seed, compute_dtype=compute_dtype,
+            dropout=spec.get("dropout", 0.0),  # absent from files written before it was stored
         )
         model._rng = np.random.RandomState()
         model._rng.set_state(("MT19937", keys, rng["pos"], rng["has_gauss"], float(rng["cached_gaussian"])))
     except (TypeError, ValueError) as err:
         _fail(path, f"the header describes an invalid model: {err}")
     model.seed = seed  # seed=None: shuffles continue from the saved global state, privately
+    model._dropout_stream = stream
     model.params[...] = params
     model.metadata = header["metadata"]
     return model
+
+
+def _dropout_stream(path, header):
+    """The dropout masks' [key, counter] from the header, or None (none drawn yet, or a file
+    written before the stream was stored: its masks then start the stream again)."""
+    stream = header.get("dropout_stream")
+    if stream is None:
+        return None
+    if not isinstance(stream, dict):
+        _fail(path, f"header dropout_stream must be null or {{'key': int, 'counter': int}}; got {stream!r}.")
+    _require(path, stream, "['dropout_stream']", {"key": int, "counter": int})
+    if not (0 <= stream["key"] < 2**64 and 0 <= stream["counter"] < 2**63):
+        _fail(path, f"header dropout_stream out of range (key in [0, 2**64), counter in [0, 2**63)): {stream!r}.")
+    return [stream["key"], stream["counter"]]
 
 
 def load_model(path):

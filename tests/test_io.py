@@ -583,3 +583,70 @@ def test_resume_with_seed_none_uses_saved_global_state(tmp_path):
     train_run(resumed, 3, X, y, "adam")
     assert np.array_equal(resumed.model.params, full.model.params)
     assert np.array_equal(np.random.get_state()[1], state[1])  # the global state was left alone
+
+
+@pytest.mark.parametrize("seed", [5, None])
+def test_dropout_resumes_exactly_from_a_checkpoint(tmp_path, seed):
+    # The masks come from a counter-based stream (key, counter) on the model: a checkpoint
+    # stores both, so the resumed run draws the masks the uninterrupted one drew. (Before,
+    # the counter started again at 0: other masks, other weights.) seed=None draws the key
+    # from the shuffling RNG at the first training with dropout.
+    X, y = data()
+
+    def trainer():
+        np.random.seed(7)
+        return fastnn.Trainer(make_model((6, 5), activation="relu", seed=seed, dropout=(0.3, 0.1)),
+                              "categorical_crossentropy")
+
+    full = trainer()
+    train_run(full, 4, X, y, "adam")
+    part = trainer()
+    train_run(part, 2, X, y, "adam")
+    part.save_checkpoint(tmp_path / "c.npz")
+    resumed = fastnn.load_checkpoint(tmp_path / "c.npz")
+    assert resumed.model.dropout == (0.3, 0.1) and resumed.model._dropout_stream == part.model._dropout_stream
+    train_run(resumed, 2, X, y, "adam")
+    assert np.array_equal(resumed.model.params, full.model.params)
+    assert resumed.train_loss == full.train_loss and resumed.model._dropout_stream == full.model._dropout_stream
+
+
+def test_model_file_keeps_dropout_and_reads_files_written_before_it(tmp_path):
+    model = make_model((6, 5), activation="relu", dropout=(0.25, 0.0))
+    X, y = data()
+    fastnn.Trainer(model, "categorical_crossentropy").train(X, y, None, None, 1, 0.01, batch_size=8)
+    model.save(tmp_path / "m.npz")
+    loaded = fastnn.load(tmp_path / "m.npz")
+    assert loaded.dropout == (0.25, 0.0) and loaded._dropout_stream == model._dropout_stream
+    assert model._dropout_stream[1] > 0  # masks were drawn
+    # A file from before these two entries: no dropout, and a new stream at the first training.
+    header, arrays = read_members(tmp_path / "m.npz")
+    del header["dropout_stream"], header["model"]["dropout"]
+    write_members(tmp_path / "old.npz", {k: v for k, v in header.items() if k != "sha256"}, arrays)
+    old = fastnn.load(tmp_path / "old.npz")
+    assert old.dropout == (0.0, 0.0) and old._dropout_stream is None
+    assert np.array_equal(old.params, model.params)
+
+
+@pytest.mark.parametrize("stream, match", [
+    ([1, 2], "dropout_stream must be null or"),
+    ({"key": 1}, "dropout_stream.*no 'counter'"),
+    ({"key": "1", "counter": 0}, "'key' must be int"),
+    ({"key": -1, "counter": 0}, "dropout_stream out of range"),
+    ({"key": 2**64, "counter": 0}, "dropout_stream out of range"),
+    ({"key": 1, "counter": -3}, "dropout_stream out of range"),
+])
+def test_corrupt_dropout_stream_is_refused(tmp_path, stream, match):
+    make_model().save(tmp_path / "m.npz")
+    header, arrays = read_members(tmp_path / "m.npz")
+    write_members(tmp_path / "bad.npz", {**header, "dropout_stream": stream}, arrays)
+    with pytest.raises(fastnn.ModelFileError, match=match):
+        fastnn.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("rates", [[1.5], [0.1, 0.2, 0.3], "0.1"])
+def test_invalid_dropout_in_header_is_refused(tmp_path, rates):
+    make_model().save(tmp_path / "m.npz")
+    header, arrays = read_members(tmp_path / "m.npz")
+    write_members(tmp_path / "bad.npz", {**header, "model": {**header["model"], "dropout": rates}}, arrays)
+    with pytest.raises(fastnn.ModelFileError, match="invalid model.*dropout"):
+        fastnn.load(tmp_path / "bad.npz")
