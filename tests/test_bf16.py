@@ -33,6 +33,7 @@ above stand; measured with dropout: losses 1.4e-7 relative over 2 epochs, parame
 Compiled signatures are kept to one of each bf16 kernel (float32, the tutorial's
 objective, dense rows), plus one epoch with dropout: every network below shares them.
 """
+import os
 import re
 import subprocess
 import sys
@@ -131,6 +132,46 @@ def test_missing_onednn_names_the_extra(monkeypatch):
     monkeypatch.setattr(core_bf16, "library_path", lambda: None)
     with pytest.raises(BFloat16Unavailable, match=r"pip install 'fastnn\[bf16\]'"):
         fastnn.NeuralNetwork(3, 2, 1, dtype="float32", compute_dtype="bfloat16")
+
+
+def _fake_loader(monkeypatch, present):
+    """llvmlite's loader on a fake oneDNN that needs libsvml.so: it fails, as the dynamic
+    loader does, until libsvml.so was loaded; files in ``present`` load. Returns the calls."""
+    import llvmlite.binding as llb
+
+    calls = []
+
+    def load(path):
+        calls.append(os.path.basename(path))
+        name = os.path.basename(path)
+        if name != "libsvml.so" and "libsvml.so" not in calls[:-1]:
+            raise RuntimeError("libsvml.so: cannot open shared object file: No such file or directory")
+        if name not in present:
+            raise RuntimeError(f"{path}: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(llb, "load_library_permanently", load)
+    return calls
+
+
+def test_onednn_without_its_dependencies_names_the_missing_library(monkeypatch, tmp_path):
+    # `pip install --no-deps onednn`: libdnnl is there, the libraries it links to are not.
+    # Before, the loader retried the same missing path until a 10-deep chain of RuntimeErrors.
+    (tmp_path / "libdnnl.so.3").touch()
+    monkeypatch.setattr(core_bf16, "_kernels", None)
+    monkeypatch.setattr(core_bf16, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(core_bf16, "library_path", lambda: str(tmp_path / "libdnnl.so.3"))
+    calls = _fake_loader(monkeypatch, present={"libdnnl.so.3"})
+    with pytest.raises(BFloat16Unavailable, match=r"needs libsvml.so, which is not installed.*pip install 'fastnn\[bf16\]'"):
+        fastnn.NeuralNetwork(3, 2, 1, dtype="float32", compute_dtype="bfloat16")
+    assert calls == ["libdnnl.so.3"]
+
+
+def test_onednn_dependencies_beside_it_load_first(monkeypatch, tmp_path):
+    (tmp_path / "libdnnl.so.3").touch()
+    (tmp_path / "libsvml.so").touch()
+    calls = _fake_loader(monkeypatch, present={"libdnnl.so.3", "libsvml.so"})
+    core_bf16._load(str(tmp_path / "libdnnl.so.3"))
+    assert calls == ["libdnnl.so.3", "libsvml.so", "libdnnl.so.3"]
 
 
 def test_missing_cpu_feature_is_named(monkeypatch):

@@ -64,7 +64,9 @@ def availability():
 
 def _load(path, depth=0):
     """Load the shared library ``path`` for the whole process, first loading those of its
-    dependencies that sit next to it (the wheels set no RPATH): each failure names one."""
+    dependencies that sit next to it (the wheels set no RPATH): each failure names one.
+    Raises BFloat16Unavailable when a dependency is not there (oneDNN installed without
+    its dependencies, e.g. ``pip install --no-deps onednn``)."""
     import llvmlite.binding as llb
 
     for _ in range(32):
@@ -75,7 +77,13 @@ def _load(path, depth=0):
             missing = re.match(r"\s*([^:\s]+): cannot open shared object", str(err))
             if missing is None or depth > 8:
                 raise
-            _load(os.path.join(os.path.dirname(os.path.realpath(path)), missing.group(1)), depth + 1)
+            beside = os.path.join(os.path.dirname(os.path.realpath(path)), os.path.basename(missing.group(1)))
+            if not os.path.exists(beside):
+                raise BFloat16Unavailable(
+                    f"compute_dtype='bfloat16': oneDNN's {os.path.basename(path)} needs "
+                    f"{os.path.basename(beside)}, which is not installed (looked in {os.path.dirname(beside)}). "
+                    f"Install oneDNN with its dependencies: pip install 'fastnn[{EXTRA}]'.") from None
+            _load(beside, depth + 1)
 
 
 def kernels():
