@@ -46,7 +46,7 @@ Test = namedtuple("Test", "X chunk acts out")
 
 # The block kernels below are inlined into split_run, their only caller: as functions of
 # their own, each compiled library carried another machine-code copy of the forward
-# and backward passes it calls (a cold full-batch fit: 12.5 -> 11.1 s).
+# and backward passes it calls, compiled again (docs/performance.md has the cold fits).
 
 
 @jit(inline="always")
@@ -96,15 +96,6 @@ def add_blocks(grads, grad):
     for q in range(1, PARTS):
         for i in range(grad.size):
             grad[i] += grads[q, i]
-
-
-@jit(inline="always")
-def add_blocks_and_step(grads, grad, theta, sizes, optimizer, t, decay):
-    """After ``block_loss_and_gradient`` for every block: grad <- the sum of grads (in
-    block order), then update t (counted from 1; see ``optimizers.step``)."""
-    add_blocks(grads, grad)
-    step(optimizer.code, theta, grad, optimizer.m, optimizer.v, optimizer.lr, optimizer.mu, optimizer.beta1,
-         optimizer.beta2, optimizer.eps, t, decay, sizes)
 
 
 @jit(inline="always")
@@ -195,7 +186,8 @@ def summed_blocks(ctrl, results, net, objective, blocks, data, idx, chunk, grad)
 def split_run(role, ctrl, results, net, objective, blocks, test, data, idx, batch_size, optimizer, decay, grad,
               stop):
     """Every thread of a split training call, by ``role`` (one function, so that the
-    kernels below it are compiled into one caller, not two: 7 s less on a cold start).
+    kernels below it are compiled into one caller, not two: each caller links and
+    compiles its own copy of every kernel it calls).
 
     Two variants, told apart at compile time by which of ``optimizer`` and ``grad`` is
     None (Numba prunes a branch on an argument that is None): L-BFGS's (``optimizer``

@@ -15,8 +15,8 @@ from fastnn import reference
 from fastnn.optimizers import SGD, OptimizerState
 from fastnn._core.engine import should_split
 from fastnn._core.tutorial_engine import KernelEngine
-from fastnn.kernels import codes, losses, split
-from fastnn.kernels.bundles import Optimizer, Scratch
+from fastnn.kernels import losses, split
+from fastnn.kernels.bundles import Scratch
 from test_kernels import NETS, TOL, as_float64, check, data_for, make_net
 
 F64 = np.float64
@@ -58,12 +58,9 @@ def test_split_gradient_equals_the_reference(spec, n, dtype, rng):
         )
         total, correct = total + block_sum, correct + block_correct
     grad = np.full(net.params.size, np.nan, dtype=dtype)
-    theta = net.params.copy()
-    no_state = net.params[:0]  # plain SGD keeps none
-    sgd = Optimizer(codes.SGD, no_state, no_state, 0, 0.5, 0.0, 0.9, 0.999, 1e-8)
-    split.add_blocks_and_step(grads, grad, net.params, sizes, sgd, 1, None)
+    split.add_blocks(grads, grad)
     check(grad, want, dtype, "network")
-    np.testing.assert_allclose(net.params, theta - dtype(0.5) * grad, rtol=1e-6 if dtype == np.float32 else 1e-15)
+    assert np.array_equal(grad, sum(grads[1:], grads[0].copy()))  # in block order, whichever thread finished first
     want_loss = reference.mean_loss(As[-1], Y.astype(F64), net.loss_code, net.clip_eps) * n
     np.testing.assert_allclose(total, want_loss, **TOL[dtype]["network"])
     assert correct == reference.count_correct(As[-1], Y, losses.ARGMAX_ACCURACY)
