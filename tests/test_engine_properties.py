@@ -235,6 +235,57 @@ def test_a_numpy_only_script_loads_scipys_blas_but_not_its_modules():
     assert seen["before"] == seen["after"] == [1], seen  # one SciPy BLAS, limited, and scipy.linalg's own
 
 
+# Where NumPy and SciPy bundle OpenBLAS, fastnn sets their thread counts through their own
+# functions: threadpoolctl's controller, which resolves the path of every library loaded in
+# the process (10-20 ms of a first fit with scikit-learn imported), is never made.
+NO_LIBRARY_SCAN = """
+import json, numpy as np, threadpoolctl, sklearn.datasets
+made = []
+threadpoolctl.ThreadpoolController.__init__ = lambda self: made.append(1) or (_ for _ in ()).throw(
+    RuntimeError("threadpoolctl's scan"))
+import fastnn
+from fastnn._core import threads
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((300, 8)), rng.integers(0, 3, 300)
+fastnn.MLPClassifier(hidden_layer_sizes=(16,), max_iter=2, random_state=0).fit(X, y)  # splits its batches: serial BLAS
+fastnn.set_num_threads(1)
+limited = [pool.get_num_threads() for pool in threads._blas().lib_controllers]
+fastnn.set_num_threads(2)
+print(json.dumps({"made": len(made), "kind": type(threads._blas()).__name__, "limited": limited,
+                  "files": sorted(pool.filepath.split("/")[-2] for pool in threads._blas().lib_controllers),
+                  "restored": fastnn.get_num_threads()}))
+"""
+
+
+def test_blas_thread_counts_are_set_without_scanning_the_process_libraries():
+    import json
+
+    import scipy
+
+    from fastnn.kernels.blas import bundled_openblas
+
+    if not (bundled_openblas(np) and bundled_openblas(scipy)):
+        pytest.skip("NumPy or SciPy bundles no OpenBLAS here: threadpoolctl's view is used")
+    seen = json.loads(subprocess.run([sys.executable, "-c", NO_LIBRARY_SCAN], capture_output=True, text=True,
+                                     check=True).stdout)
+    assert seen == {"made": 0, "kind": "OpenBLASPools", "limited": [1, 1], "files": ["numpy.libs", "scipy.libs"],
+                    "restored": 2}, seen
+
+
+def test_without_bundled_openblas_threadpoolctl_controls_blas(monkeypatch):
+    from threadpoolctl import ThreadpoolController
+
+    from fastnn._core import threads
+
+    monkeypatch.setattr(threads, "_controller", None)
+    monkeypatch.setattr(threads.OpenBLASPools, "bundled", classmethod(lambda cls, scipy_openblas: None))
+    controller = threads._blas()
+    assert isinstance(controller, ThreadpoolController)
+    assert {lib.internal_api for lib in controller.lib_controllers} <= {"openblas", "mkl", "blis", "flexiblas"}
+    with threads.serial_blas():
+        assert all(lib.get_num_threads() == 1 for lib in controller.lib_controllers)
+
+
 # Importing fastnn (and its scikit-learn face) runs no full collection of the garbage
 # collector, and leaves the collector as it found it.
 IMPORT_COLLECTIONS = """

@@ -18,6 +18,7 @@ and SciPy's own matrix products, which also run on one thread while a small or
 full-batch model trains. The measurements behind these rules: docs/performance.md.
 """
 import contextlib
+import ctypes
 import os
 import threading
 
@@ -34,29 +35,34 @@ _serial_saved = None  # (library controller, its thread count) pairs to restore
 
 
 def _blas():
-    """threadpoolctl's view of the BLAS libraries, once Numba's (SciPy's) is loaded."""
+    """Controllers of the BLAS libraries' thread counts, once Numba's (SciPy's) is loaded:
+    NumPy's and SciPy's bundled OpenBLAS through their own functions where their wheels
+    bundle one (``OpenBLASPools``), else threadpoolctl's view of every BLAS in the process.
+    threadpoolctl's scan resolves the path of every shared library loaded (about 240 with
+    scikit-learn imported): 10-20 ms of a process's first fit (docs/performance.md)."""
     global _controller
     with _lock:
         if _controller is None:
-            _load_scipy_blas()
-            from threadpoolctl import ThreadpoolController
+            scipy_openblas = _load_scipy_blas()
+            _controller = OpenBLASPools.bundled(scipy_openblas)
+            if _controller is None:
+                from threadpoolctl import ThreadpoolController
 
-            _controller = ThreadpoolController().select(user_api="blas")
+                _controller = ThreadpoolController().select(user_api="blas")
         return _controller
 
 
 def _load_scipy_blas():
-    """Load SciPy's BLAS before threadpoolctl looks: a controller made before that never
-    limited it (FASTNN_NUM_THREADS=1 left it two threads, and on a busy machine its spinning
+    """Load SciPy's BLAS before the controllers are made: a controller made before that
+    never limited it (FASTNN_NUM_THREADS=1 left it two threads, and on a busy machine its spinning
     worker made the tutorial's script 6x slower). The kernels call NumPy's OpenBLAS where
-    it has one (kernels/blas.py), but SciPy's where not.
+    it has one (kernels/blas.py), but SciPy's where not. Returns the path of SciPy's
+    OpenBLAS, or None when it is another BLAS.
 
     Where SciPy bundles its OpenBLAS (its wheels), the library alone, by path: 3 ms, where
     importing ``scipy.linalg`` for it was 0.15 s of a NumPy-only script's first fit. When
     ``scipy.linalg`` is imported later, it links to this same library. Else (SciPy on
     another BLAS) ``scipy.linalg.cython_blas``, which loads whichever it is."""
-    import ctypes
-
     import scipy  # numba imports it: only its location is read
 
     from ..kernels.blas import bundled_openblas
@@ -64,10 +70,69 @@ def _load_scipy_blas():
     for path in bundled_openblas(scipy):
         try:
             ctypes.CDLL(path)
-            return
+            return path
         except OSError:
             continue
     import scipy.linalg.cython_blas  # noqa: F401
+    return None
+
+
+class OpenBLASPool:
+    """One OpenBLAS library's thread count, through its own functions (those threadpoolctl's
+    controller calls)."""
+
+    def __init__(self, path, lib, symbol):
+        self.filepath = path
+        self._get = getattr(lib, symbol.format("get"))
+        self._get.restype = ctypes.c_int
+        self._set = getattr(lib, symbol.format("set"))
+        self._set.argtypes = [ctypes.c_int]
+
+    @classmethod
+    def load(cls, path):
+        """The pool of the OpenBLAS at ``path`` (already loaded: the same handle), or None."""
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            return None
+        for prefix in ("scipy_", ""):
+            for suffix in ("64_", ""):
+                symbol = f"{prefix}openblas_{{}}_num_threads{suffix}"
+                if hasattr(lib, symbol.format("get")) and hasattr(lib, symbol.format("set")):
+                    return cls(path, lib, symbol)
+        return None
+
+    def get_num_threads(self):
+        return self._get()
+
+    def set_num_threads(self, n):
+        self._set(n)
+
+
+class OpenBLASPools:
+    """The BLAS libraries of a process whose NumPy and SciPy bundle OpenBLAS: the two
+    ``OpenBLASPool``, with the part of threadpoolctl's controller interface fastnn uses."""
+
+    def __init__(self, pools):
+        self.lib_controllers = pools
+
+    @classmethod
+    def bundled(cls, scipy_openblas):
+        """NumPy's and SciPy's bundled OpenBLAS (``scipy_openblas`` the path of SciPy's),
+        or None where either is not one."""
+        from ..kernels.blas import bundled_openblas
+
+        paths = bundled_openblas(np)[:1] + ([scipy_openblas] if scipy_openblas else [])
+        pools = [OpenBLASPool.load(path) for path in paths]
+        return cls(pools) if len(pools) == 2 and None not in pools else None
+
+    def info(self):
+        return [{"user_api": "blas", "internal_api": "openblas", "filepath": pool.filepath,
+                 "num_threads": pool.get_num_threads()} for pool in self.lib_controllers]
+
+    def limit(self, limits):
+        for pool in self.lib_controllers:
+            pool.set_num_threads(limits)
 
 
 def _take_blas_control():
@@ -75,7 +140,10 @@ def _take_blas_control():
     the first thread that set OpenBLAS's process-wide count change it, and silently
     ignores the others: a model trained from a worker thread ran its split batches
     on a two-thread BLAS (slower, and other bits). fastnn's own callers coordinate
-    (``serial_blas`` counts its users), so they take control first."""
+    (``serial_blas`` counts its users), so they take control first. (``OpenBLASPools``
+    calls OpenBLAS itself: no rule to lift.)"""
+    if isinstance(_controller, OpenBLASPools):
+        return
     import threadpoolctl
 
     clear = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
