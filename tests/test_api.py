@@ -60,7 +60,7 @@ def bad_train_inputs(X, Y):
         ("epochs 0", dict(epochs=0), ValueError, r"epochs must be an int >= 1; got 0"),
         ("epochs negative", dict(epochs=-5), ValueError, r"epochs must be an int >= 1; got -5"),
         ("epochs float", dict(epochs=2.5), TypeError, r"epochs must be an int"),
-        ("learning rate 0", dict(learning_rate=0), ValueError, r"learning_rate must be a finite number in \(0.0, inf\]; got 0.0"),
+        ("learning rate 0", dict(learning_rate=0), ValueError, r"learning_rate must be a finite number in \(0.0, inf\); got 0.0"),
         ("learning rate negative", dict(learning_rate=-0.1), ValueError, r"learning_rate must be .*; got -0.1"),
         ("learning rate NaN", dict(learning_rate=np.nan), ValueError, r"learning_rate must be a finite number"),
         ("learning rate inf", dict(learning_rate=np.inf), ValueError, r"learning_rate must be a finite number"),
@@ -140,7 +140,7 @@ def test_forward_and_backward_reject_bad_input(impl, xy):
         nn.backward(X, Y[:9], 0.1)
     with pytest.raises(ValueError, match=r"y contains NaN or infinity"):
         nn.backward(X, np.where(Y == 1, np.nan, 0), 0.1)
-    with pytest.raises(ValueError, match=r"learning_rate must be a finite number in \(0.0, inf\]; got -1.0"):
+    with pytest.raises(ValueError, match=r"learning_rate must be a finite number in \(0.0, inf\); got -1.0"):
         nn.backward(X, Y, -1.0)
     with pytest.raises(ValueError, match=r"learning_rate"):
         nn.backward(X, Y, 0)

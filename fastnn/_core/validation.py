@@ -44,7 +44,9 @@ def check_float(name, value, low=0.0, high=np.inf, low_open=True, high_open=Fals
     lo_ok = value > low if low_open else value >= low
     hi_ok = value < high if high_open else value <= high
     if not (np.isfinite(value) and lo_ok and hi_ok):
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        # An infinite end is open whatever the flag: the number must be finite.
+        interval = (f"{'(' if low_open or np.isinf(low) else '['}{low}, "
+                    f"{high}{')' if high_open or np.isinf(high) else ']'}")
         raise ValueError(f"{name} must be a finite number in {interval}; got {value!r}.")
     return value
 
