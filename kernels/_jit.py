@@ -13,6 +13,12 @@ the kernels and one that loaded them from the cache disagreed in the last bit.
 Subnormal numbers are flushed by the CPU's mode during each kernel call instead (FTZ
 and DAZ, see ``fpu.py``): no compiler flag does that for BLAS's code as well.
 
+A kernel that is not inlined, called with a literal int (``0``, a module constant), is
+typed and compiled for ``Literal[int](0)``, a specialization of its own beside the int64
+one its other calls use; a loop-carried ``off = 0`` compiles both. Such arguments are
+written ``np.int64(0)`` (a cold L-BFGS fit compiled ``summed_gradient`` twice:
+docs/performance.md).
+
 Loading from the cache (``KernelCache``): Numba's own cache refreshes the whole target
 context before each load, which is what a compile needs (every typing and lowering
 registry, imports of half of Numba) and machine code read from the cache does not: it

@@ -105,7 +105,8 @@ def backward_dropout(X, theta, sizes, act_codes, alpha, thresholds, acts, deltas
             A_prev = view2d(acts, prev_off, n, sizes[layer])
             D_prev = view2d(deltas, prev_off, n, sizes[layer])
             if thresholds[layer - 1] > 0:
-                dense_backward(A_prev, W, D, l2, dW, db, D_prev, IDENTITY, alpha)  # D_prev = D W^T
+                # D_prev = D W^T; np.int64: the constant as a literal compiles a specialization (kernels/_jit.py)
+                dense_backward(A_prev, W, D, l2, dW, db, D_prev, np.int64(IDENTITY), alpha)
                 Df, Gf = flat(D_prev), flat(view2d(gates, prev_off, n, sizes[layer]))
                 for i in range(Df.size):
                     Df[i] = Df[i] * Gf[i]

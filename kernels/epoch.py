@@ -195,7 +195,8 @@ def loss_grad(data, idx, chunk, net, objective, scratch, grad):
     l2_summed W term is added and the sum divided by the weight sum (then l2 W added).
     J is measured with ``metric_code``: the objective's metric must be its trained loss.
     """
-    total, weight_sum = summed_gradient(data, idx, 0, idx.size, chunk, net, objective, scratch, grad)
+    # np.int64(0), not 0: a literal compiles a specialization of its own (kernels/_jit.py)
+    total, weight_sum = summed_gradient(data, idx, np.int64(0), idx.size, chunk, net, objective, scratch, grad)
     return finish_gradient(total, weight_sum, net, objective, grad)
 
 

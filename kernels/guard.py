@@ -152,12 +152,13 @@ def _chunk_is_finite(code, theta, g, m, v, lo, hi, optimizer, t, lrwd, chunk):
 def step_is_finite(theta, g, optimizer, t, decay, sizes, chunk):
     """Whether ``optimizers.step`` (update t, ``decay`` or None) would leave theta, m and v
     finite; nothing of the state is written. As ``update_decoupled`` walks the layers, so
-    does this: decayed weights, plain biases."""
+    does this: decayed weights, plain biases. Offsets are np.int64, never a literal 0
+    (kernels/_jit.py)."""
     m, v = optimizer.m, optimizer.v
     if decay is None:
-        return _chunk_is_finite(optimizer.code, theta, g, m, v, 0, theta.size, optimizer, t, None, chunk)
+        return _chunk_is_finite(optimizer.code, theta, g, m, v, np.int64(0), theta.size, optimizer, t, None, chunk)
     lrwd = optimizer.lr * decay
-    off = 0
+    off = np.int64(0)
     for layer in range(sizes.size - 1):
         nw, nb = sizes[layer] * sizes[layer + 1], sizes[layer + 1]
         if not _chunk_is_finite(optimizer.code, theta, g, m, v, off, off + nw, optimizer, t, lrwd, chunk):

@@ -163,7 +163,7 @@ def claimed_by_helper(ctrl, seq):
     helper had not), True when the helper has it, once the helper is done with it."""
     if compare_exchange(ctrl, CLAIM, seq - 1, seq):
         return False
-    wait_for(ctrl, DONE, seq, seq)
+    wait_for(ctrl, np.int64(DONE), seq, seq)  # np.int64: not a literal (kernels/_jit.py)
     return True
 
 

@@ -367,6 +367,21 @@ def test_split_fits_load_the_install_and_each_variant_holds_only_its_own_code(co
     }
 
 
+def test_no_kernel_is_compiled_for_a_literal_argument(compiled):
+    # A literal int passed to a kernel that is not inlined (0, a module constant) compiles a
+    # specialization of its own beside the int64 one (kernels/_jit.py): L-BFGS's
+    # summed_gradient was compiled twice, the guard's _chunk_is_finite four times. None in a
+    # complete compile: the fixture's (the scikit-learn face) and the install's (every face),
+    # where this checkout has one.
+    folders = [compiled[1]]
+    own = fastnn.kernels._cache_dir()
+    if own is not None and _compile.recorded_pairs(Path(own)):
+        folders.append(Path(own))
+    literal = [(index.name, str(key[0])) for folder in folders for index in sorted(folder.glob("*.nbi"))
+               for key in _precompile.read_index(index)[2] if "Literal" in str(key[0])]
+    assert literal == []
+
+
 def test_compile_command_rejects_bad_arguments():
     result = subprocess.run([sys.executable, "-m", "fastnn", "compile", "--dtype", "float16"], capture_output=True,
                             text=True, cwd=ROOT, timeout=120)
