@@ -39,7 +39,7 @@ def _blas():
     NumPy's and SciPy's bundled OpenBLAS through their own functions where their wheels
     bundle one (``OpenBLASPools``), else threadpoolctl's view of every BLAS in the process.
     threadpoolctl's scan resolves the path of every shared library loaded (about 240 with
-    scikit-learn imported): 10-20 ms of a process's first fit (docs/performance.md)."""
+    scikit-learn imported), in every process's first fit (docs/performance.md)."""
     global _controller
     with _lock:
         if _controller is None:
