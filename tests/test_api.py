@@ -7,6 +7,7 @@ import pytest
 
 import fastnn
 from fastnn import DivergenceError, NeuralNetwork, Trainer, reference
+from fastnn._core.validation import check_y
 
 IMPLS = [fastnn, reference]
 
@@ -122,6 +123,17 @@ def test_integer_class_labels_equal_one_hot(xy):
     tb = Trainer(b, "categorical_crossentropy").train(X, Y, X, Y, 3, 0.1)
     assert ta.train_loss == tb.train_loss and ta.test_loss == tb.test_loss
     np.testing.assert_array_equal(a.params, b.params)
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int32", "uint64", "int64", "float32", "float64", "bool"])
+def test_class_labels_of_every_numeric_dtype_give_the_same_one_hot(dtype):
+    labels = np.array([1, 0, 1, 1, 0, 0] if dtype == "bool" else [2, 0, 1, 2, 2, 0])
+    got = check_y(labels.astype(dtype), 6, "categorical_crossentropy", 3, np.float32)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.eye(3, dtype=np.float32)[labels])
+    if dtype != "bool":  # (a bool is always in range)
+        with pytest.raises(ValueError, match=r"y as class labels must be integers in \[0, 3\).* in \[0(\.0)?, 3(\.0)?\]"):
+            check_y(np.array([0, 3]).astype(dtype), 2, "categorical_crossentropy", 3, np.float32)
 
 
 # -- bad input to forward / backward ---------------------------------------------------------

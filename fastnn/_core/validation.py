@@ -158,6 +158,25 @@ def check_sample_weight(sample_weight, n_samples, dtype):
     return sw
 
 
+def _one_hot(name, labels, n_outputs, dtype):
+    """Class labels (n,) in [0, n_outputs) as one-hot rows (n, n_outputs) of ``dtype``."""
+    if labels.dtype.kind not in "iu":  # floats (or bools): finite, whole numbers?
+        labels = _finalise(name, labels, np.float64)
+        whole = not np.any(labels != np.round(labels))
+    else:  # integers: nothing to cast, nothing fractional or infinite to look for
+        whole = True
+    if not whole or labels.min() < 0 or labels.max() >= n_outputs:
+        raise ValueError(
+            f"{name} as class labels must be integers in [0, {n_outputs}) (output_size = {n_outputs}); "
+            f"got values in [{labels.min()}, {labels.max()}]."
+        )
+    n = labels.shape[0]
+    onehot = np.zeros((n, n_outputs), dtype=dtype)
+    starts = np.arange(0, n * n_outputs, n_outputs)  # of the rows in the flat array
+    onehot.reshape(-1)[starts + labels.astype(np.intp, copy=False)] = 1
+    return onehot
+
+
 def check_y(y, n_samples, loss_func, n_outputs, dtype, name="y"):
     """Targets as a finite (n_samples, n_outputs) array of ``dtype``.
 
@@ -171,15 +190,7 @@ def check_y(y, n_samples, loss_func, n_outputs, dtype, name="y"):
     if arr.shape[0] != n_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows but X has {n_samples}; expected one target row per sample.")
     if loss_func == "categorical_crossentropy" and arr.ndim == 1:
-        labels = _finalise(name, arr, np.float64)
-        if np.any(labels != np.round(labels)) or labels.min() < 0 or labels.max() >= n_outputs:
-            raise ValueError(
-                f"{name} as class labels must be integers in [0, {n_outputs}) (output_size = {n_outputs}); "
-                f"got values in [{labels.min()}, {labels.max()}]."
-            )
-        onehot = np.zeros((n_samples, n_outputs), dtype=dtype)
-        onehot[np.arange(n_samples), labels.astype(np.intp)] = 1
-        return onehot
+        return _one_hot(name, arr, n_outputs, dtype)
     if arr.ndim == 1:
         if n_outputs != 1:
             raise ValueError(
