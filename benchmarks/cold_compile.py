@@ -10,8 +10,8 @@ tutorial script's shape (sigmoid, full-batch GD with a test set: the two-core sp
 in one process (the second face compiles only what the first did not). Prints one
 Markdown table of medians, with the split of each fit's largest compile (Numba's timers:
 ``llvm_lock`` is every call into LLVM; the rest of ``compiler_lock`` is Numba's own
-Python: typing, building the IR, caching). The install precompiles all of this (``fastnn compile``); only
-another numba, Python or CPU than the install's pays it.
+Python: typing, building the IR, caching). The install precompiles all of this
+(``fastnn compile``); only another numba, Python or CPU than the install's pays it.
 """
 import argparse
 import os

@@ -172,8 +172,7 @@ def _one_hot(name, labels, n_outputs, dtype):
         )
     n = labels.shape[0]
     onehot = np.zeros((n, n_outputs), dtype=dtype)
-    starts = np.arange(0, n * n_outputs, n_outputs)  # of the rows in the flat array
-    onehot.reshape(-1)[starts + labels.astype(np.intp, copy=False)] = 1
+    onehot[np.arange(n), labels.astype(np.intp, copy=False)] = 1
     return onehot
 
 
