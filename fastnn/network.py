@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import io
-from ._core import dropout as _dropout
+from ._core import buffers, dropout as _dropout
 from ._core import tables as _tables
 from ._core.engine import Spec
 from ._core.tutorial_engine import KernelEngine
@@ -138,7 +138,7 @@ class NeuralNetwork:
         self.activation_codes = self._spec.act_codes
         self.loss_code = _tables.LOSSES[loss_func]
         self.clip_eps = self._spec.clip_eps
-        self.params = np.zeros(self._spec.n_params, dtype=self.dtype)
+        self.params = buffers.zeros(self._spec.n_params, self.dtype, buffers.PARAMS)
         weights, biases = self._spec.unpack(self.params)
         self.weights, self.biases = weights, [b.reshape(1, -1) for b in biases]
         self._initialise()
@@ -253,6 +253,24 @@ class NeuralNetwork:
         back as ``model.metadata``. See ``fastnn.io.save_model``.
         """
         io.save_model(self, path, metadata)
+
+    # -- copies: pickle and copy.deepcopy ---------------------------------------------------
+    def __getstate__(self):
+        # weights and biases are views of params: pickled as they are, they would come back
+        # as arrays of their own, which training (it writes params) would leave stale.
+        state = self.__dict__.copy()
+        del state["weights"], state["biases"]
+        if state["_rng"] is np.random:  # unseeded: NumPy's global generator, which is not ours to copy
+            state["_rng"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._rng is None:
+            self._rng = np.random
+        self.params = buffers.copy(self.params, self.dtype, buffers.PARAMS)
+        weights, biases = self._spec.unpack(self.params)
+        self.weights, self.biases = weights, [b.reshape(1, -1) for b in biases]
 
     def __repr__(self):
         return (

@@ -1,5 +1,6 @@
 """Properties of the engine that issue 3 promises (properties, not timings):
 no allocation per minibatch, bitwise determinism, and safe concurrent training."""
+import gc
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn._core import buffers
 
 ALLOCATION_PROBE = textwrap.dedent(
     """
@@ -74,6 +76,54 @@ def test_same_seed_gives_bitwise_identical_weights():
     a, b = _train(seed=7), _train(seed=7)
     assert a.tobytes() == b.tobytes()
     assert _train(seed=8).tobytes() != a.tobytes()
+
+
+def _slot(a):
+    """The placement slot of a buffer of fastnn._core.buffers (asserting it is one)."""
+    offset = a.ctypes.data % buffers.PAGE
+    assert offset % buffers.CACHE_LINE == 0 and offset % (buffers.PAGE // buffers.SLOTS) == 0, offset
+    return offset // (buffers.PAGE // buffers.SLOTS)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [0, 1, 7, 4810, 300_000])
+def test_buffers_start_on_a_cache_line_at_their_slots_offset(size, dtype):
+    for slot in range(buffers.SLOTS):
+        a = buffers.zeros(size, dtype, slot)
+        assert a.shape == (size,) and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+        assert not a.any() and (size == 0 or _slot(a) == slot)  # an empty array has no memory to place
+    values = np.arange(size, dtype=np.float64)
+    copied = buffers.copy(values, dtype, buffers.GRADIENT)
+    del values
+    gc.collect()  # the copy keeps its block alive through its base
+    assert (size == 0 or _slot(copied) == buffers.GRADIENT) and np.array_equal(copied, np.arange(size, dtype=dtype))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 2 epochs on purpose
+def test_the_updates_four_arrays_take_four_slots_in_both_faces():
+    X, y = np.random.default_rng(0).standard_normal((64, 5)), np.arange(64) % 3
+    nn = fastnn.NeuralNetwork(5, [8], 3, "categorical_crossentropy", seed=0)
+    trainer = fastnn.Trainer(nn, "categorical_crossentropy").train(X, y, None, None, 1, 1e-2, batch_size=16,
+                                                                  optimizer="adam")
+    work = nn._engine.workspace(nn, 16)
+    state = trainer.optimizer_state
+    assert [_slot(a) for a in (nn.params, work.grad, state.m, state.v)] == [0, 1, 2, 3]
+    clf = fastnn.MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    assert _slot(clf._packed) == buffers.PARAMS
+
+
+def test_where_buffers_start_changes_no_result(monkeypatch):
+    # Every buffer 16 bytes off a cache line and at one offset in a page, as NumPy places
+    # large arrays: the bits must be those of the placed run.
+    expected = _train(seed=5, dtype="float64")
+
+    def numpy_placement(size, dtype, slot):
+        block = np.empty(int(size) * np.dtype(dtype).itemsize + 2 * buffers.PAGE, dtype=np.uint8)
+        start = (16 - block.ctypes.data) % buffers.PAGE
+        return block[start : start + int(size) * np.dtype(dtype).itemsize].view(dtype)
+
+    monkeypatch.setattr(buffers, "empty", numpy_placement)
+    assert _train(seed=5, dtype="float64").tobytes() == expected.tobytes()
 
 
 def test_two_models_trained_from_two_threads_match_sequential_runs():

@@ -1,5 +1,6 @@
 """Save/load and checkpoints: round trips, every corruption raises a clear error, atomic
 writes, and resume in a new process equal to an uninterrupted run, bitwise."""
+import copy
 import json
 import os
 import pickle
@@ -650,3 +651,25 @@ def test_invalid_dropout_in_header_is_refused(tmp_path, rates):
     write_members(tmp_path / "bad.npz", {**header, "model": {**header["model"], "dropout": rates}}, arrays)
     with pytest.raises(fastnn.ModelFileError, match="invalid model.*dropout"):
         fastnn.load(tmp_path / "bad.npz")
+
+
+@pytest.mark.parametrize("seed", [3, None])
+@pytest.mark.parametrize("copy_model", [lambda m: pickle.loads(pickle.dumps(m)), copy.deepcopy],
+                         ids=["pickle", "deepcopy"])
+def test_a_copied_network_trains_as_the_original(copy_model, seed):
+    # weights and biases must come back as views of params (they were separate arrays,
+    # left stale by training), and an unseeded network must copy at all (its generator is
+    # NumPy's global one).
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((40, 4)), rng.integers(0, 3, 40)
+    original = fastnn.NeuralNetwork(4, [5], 3, "categorical_crossentropy", activation="relu", seed=seed)
+    twin = copy_model(original)
+    assert twin.params.tobytes() == original.params.tobytes() and twin.params is not original.params
+    for model in (original, twin):
+        fastnn.Trainer(model, "categorical_crossentropy").train(X, y, None, None, 3, 0.1, batch_size=8,
+                                                                shuffle=False, optimizer="adam")
+    assert twin.params.tobytes() == original.params.tobytes()
+    for W, b, W_copy, b_copy in zip(original.weights, original.biases, twin.weights, twin.biases):
+        assert np.shares_memory(W_copy, twin.params) and np.shares_memory(b_copy, twin.params)
+        assert np.array_equal(W_copy, W) and np.array_equal(b_copy, b)
+    assert (twin._rng is np.random) == (seed is None)

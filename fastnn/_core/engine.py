@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import split as _split, threads
+from . import buffers, split as _split, threads
 from .dropout import kernel_thresholds
 from .fpu import flushing_subnormals
 from .validation import issparse
@@ -89,7 +89,7 @@ class Spec:
         parts = []
         for W, b in zip(coefs, intercepts):
             parts += [np.ravel(W), np.ravel(b)]
-        return kernel_array(np.concatenate(parts), self.dtype)
+        return buffers.copy(np.concatenate(parts), self.dtype, buffers.PARAMS)
 
     def unpack(self, theta):
         """(weights, biases): lists of views into theta, (d_in, d_out) and (d_out,)."""
@@ -172,8 +172,8 @@ class OptimizerState:
 
     def __init__(self, optimizer, size: int, dtype):
         self.optimizer = optimizer
-        self.m = np.zeros(size, dtype=dtype)
-        self.v = np.zeros(size if optimizer.code == codes.ADAM else 0, dtype=dtype)
+        self.m = buffers.zeros(size, dtype, buffers.FIRST_MOMENT)
+        self.v = buffers.zeros(size if optimizer.code == codes.ADAM else 0, dtype, buffers.SECOND_MOMENT)
         self.t = 0
 
     def matches(self, optimizer, size, dtype) -> bool:
@@ -216,14 +216,14 @@ class Workspace:
         self.rows = rows
         self.step_macs = threads.forward_macs(spec.sizes, rows)
         self.scratch = Scratch(
-            Xb=np.empty(alloc_rows * int(spec.sizes[0]), dtype=dt),
+            Xb=buffers.empty(alloc_rows * int(spec.sizes[0]), dt, buffers.BATCH),
             Yb=np.empty(alloc_rows * int(spec.sizes[-1]), dtype=dt),
             swb=np.empty(alloc_rows, dtype=dt),
-            acts=np.empty(n_acts, dtype=dt),
-            deltas=np.empty(n_acts, dtype=dt),
+            acts=buffers.empty(n_acts, dt, buffers.ACTIVATIONS),
+            deltas=buffers.empty(n_acts, dt, buffers.DELTAS),
             # M * f'(Z) of the hidden layers, kept by the dropout forward pass for the backward one.
             gates=np.empty(rows * (spec.width - int(spec.sizes[-1])) if dropout else 0, dtype=dt),
-            grad=np.empty(spec.n_params, dtype=dt),
+            grad=buffers.empty(spec.n_params, dt, buffers.GRADIENT),
             check=np.empty(3 * GUARD_CHUNK, dtype=dt),
         )
         self.grad = self.scratch.grad
