@@ -8,9 +8,9 @@ them twice (Adam reads theta, g, m and v and writes three of them, element by el
 - at one offset modulo 4 KiB, a load of one array seems to the core to depend on the
   store to another just before it (it compares the addresses' low 12 bits first: "4K
   aliasing"), and waits for it.
-Adam over the 20.0M parameters of 784-4096-4096-10 in float64 took 40.9 ms as NumPy
-placed them, 27.0 ms on cache lines, 22.8 ms on cache lines 1 KiB apart
-(docs/performance.md, "Buffers on cache lines"). Where a buffer starts changes no result:
+Placed here instead, Adam over a wide network's parameters runs at the memory's speed,
+where it ran at about 60% of it (docs/performance.md, "Buffers on cache lines";
+``benchmarks/placement.py`` measures it). Where a buffer starts changes no result:
 the kernels' loops and BLAS's products do the same operations in the same order wherever
 their operands are.
 """
@@ -25,8 +25,8 @@ PAGE = 4096
 # walks together take different slots. The update's four: theta, g, m, v.
 SLOTS = 4
 PARAMS, GRADIENT, FIRST_MOMENT, SECOND_MOMENT = range(SLOTS)
-# The forward and backward passes: a layer's activations with its deltas
-# (``multiply_derivative``), each also beside the batch gathered into the first layer.
+# A step's passes: a layer's activations and its deltas are walked together
+# (``multiply_derivative``), and the batch gathered for the first layer is beside both.
 ACTIVATIONS, DELTAS, BATCH = PARAMS, FIRST_MOMENT, SECOND_MOMENT
 
 
@@ -37,8 +37,8 @@ def empty(size, dtype, slot):
     dtype = np.dtype(dtype)
     nbytes = int(size) * dtype.itemsize
     block = np.empty(nbytes + PAGE, dtype=np.uint8)
-    # The address through ctypes.c_char: 0.3 us, where ``block.ctypes.data`` takes 1 us (a
-    # Workspace, made at every ``train`` call, has several of these).
+    # The address through ctypes.c_char: a third of the cost of ``block.ctypes.data``, which
+    # matters because a Workspace, made at every ``train`` call, places several buffers.
     start = (slot * (PAGE // SLOTS) - ctypes.addressof(ctypes.c_char.from_buffer(block))) % PAGE
     return block[start : start + nbytes].view(dtype)
 
