@@ -139,8 +139,7 @@ class NeuralNetwork:
         self.loss_code = _tables.LOSSES[loss_func]
         self.clip_eps = self._spec.clip_eps
         self.params = buffers.zeros(self._spec.n_params, self.dtype, buffers.PARAMS)
-        weights, biases = self._spec.unpack(self.params)
-        self.weights, self.biases = weights, [b.reshape(1, -1) for b in biases]
+        self._bind_views()
         self._initialise()
         self.a2 = None
         self.compute_dtype = self._check_compute_dtype(compute_dtype)
@@ -155,6 +154,11 @@ class NeuralNetwork:
             raise ValueError(f"compute_dtype='bfloat16' needs dtype float32 (float32 master weights); got {self.dtype}.")
         self._engine = self._engine.with_compute_dtype(compute_dtype)
         return compute_dtype
+
+    def _bind_views(self):
+        """``weights`` and ``biases`` as views of ``params`` (biases (1, d), as the tutorial's)."""
+        weights, biases = self._spec.unpack(self.params)
+        self.weights, self.biases = weights, [b.reshape(1, -1) for b in biases]
 
     def _initialise(self):
         for W in self.weights:
@@ -269,8 +273,7 @@ class NeuralNetwork:
         if self._rng is None:
             self._rng = np.random
         self.params = buffers.copy(self.params, self.dtype, buffers.PARAMS)
-        weights, biases = self._spec.unpack(self.params)
-        self.weights, self.biases = weights, [b.reshape(1, -1) for b in biases]
+        self._bind_views()
 
     def __repr__(self):
         return (
