@@ -26,14 +26,6 @@ from fastnn.kernels.optimizers import adam_update
 L_PARAMS = 20_037_642
 
 
-def placed(size, dtype, offset):
-    """An array of ``size`` elements starting ``offset`` bytes past a page boundary."""
-    itemsize = np.dtype(dtype).itemsize
-    block = np.empty(size * itemsize + buffers.PAGE, dtype=np.uint8)
-    start = (offset - block.ctypes.data) % buffers.PAGE
-    return block[start : start + size * itemsize].view(dtype)
-
-
 def adam_table(dtype, rounds):
     placements = {
         "NumPy's (16 B past a page, all alike)": (16, 16, 16, 16),
@@ -42,7 +34,7 @@ def adam_table(dtype, rounds):
     }
     arrays = {}
     for name, offsets in placements.items():
-        theta, g, m, v = (placed(L_PARAMS, dtype, offset) for offset in offsets)
+        theta, g, m, v = (buffers.placed(L_PARAMS, dtype, offset) for offset in offsets)
         theta[:], g[:], m[:], v[:] = 0.5, 1e-3, 0.0, 0.0
         arrays[name] = (theta, g, m, v)
     times = {name: [] for name in placements}

@@ -117,12 +117,7 @@ def test_where_buffers_start_changes_no_result(monkeypatch):
     # large arrays: the bits must be those of the placed run.
     expected = _train(seed=5, dtype="float64")
 
-    def numpy_placement(size, dtype, slot):
-        block = np.empty(int(size) * np.dtype(dtype).itemsize + 2 * buffers.PAGE, dtype=np.uint8)
-        start = (16 - block.ctypes.data) % buffers.PAGE
-        return block[start : start + int(size) * np.dtype(dtype).itemsize].view(dtype)
-
-    monkeypatch.setattr(buffers, "empty", numpy_placement)
+    monkeypatch.setattr(buffers, "empty", lambda size, dtype, slot: buffers.placed(size, dtype, 16))
     assert _train(seed=5, dtype="float64").tobytes() == expected.tobytes()
 
 

@@ -30,17 +30,22 @@ PARAMS, GRADIENT, FIRST_MOMENT, SECOND_MOMENT = range(SLOTS)
 ACTIVATIONS, DELTAS, BATCH = PARAMS, FIRST_MOMENT, SECOND_MOMENT
 
 
-def empty(size, dtype, slot):
+def placed(size, dtype, offset):
     """An uninitialised C-contiguous 1-D array of ``size`` elements of ``dtype`` that starts
-    ``slot`` * 1 KiB past a page boundary (a view of a slightly larger block, which it keeps
+    ``offset`` bytes past a page boundary (a view of a slightly larger block, which it keeps
     alive as its ``base``)."""
     dtype = np.dtype(dtype)
     nbytes = int(size) * dtype.itemsize
     block = np.empty(nbytes + PAGE, dtype=np.uint8)
     # The address through ctypes.c_char: a third of the cost of ``block.ctypes.data``, which
     # matters because a Workspace, made at every ``train`` call, places several buffers.
-    start = (slot * (PAGE // SLOTS) - ctypes.addressof(ctypes.c_char.from_buffer(block))) % PAGE
+    start = (offset - ctypes.addressof(ctypes.c_char.from_buffer(block))) % PAGE
     return block[start : start + nbytes].view(dtype)
+
+
+def empty(size, dtype, slot):
+    """``placed`` at ``slot``: ``slot`` * 1 KiB past a page boundary."""
+    return placed(size, dtype, slot * (PAGE // SLOTS))
 
 
 def zeros(size, dtype, slot):

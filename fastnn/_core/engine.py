@@ -89,7 +89,9 @@ class Spec:
         parts = []
         for W, b in zip(coefs, intercepts):
             parts += [np.ravel(W), np.ravel(b)]
-        return buffers.copy(np.concatenate(parts), self.dtype, buffers.PARAMS)
+        theta = buffers.empty(self.n_params, self.dtype, buffers.PARAMS)
+        np.concatenate(parts, out=theta)  # straight into the placed buffer, cast on the way
+        return theta
 
     def unpack(self, theta):
         """(weights, biases): lists of views into theta, (d_in, d_out) and (d_out,)."""
