@@ -28,7 +28,7 @@ from .activations import bias_activation, multiply_derivative
 from .dense import column_sum
 from .dropout import dropout_forward
 from .epoch import gather_batch, penalised, penalty_coefficient
-from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
+from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, max_abs, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
 from .network import activation_offset, layer_params
 from .optimizers import step
@@ -212,8 +212,8 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
         backward_layers(X16, net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts, scratch.deltas, c,
                         scratch.grad, half, dropout, scratch.gates)
         J = penalised(loss, weight_sum, objective, net.theta, net.sizes) * n
-        finite, bounds = check_step(total + J, net.theta, scratch.grad, optimizer, t + 1, decay, net.sizes, bounds,
-                                    scratch.check)
+        finite, bounds = check_step(total + J, max_abs(scratch.grad, scratch.check), net.theta, scratch.grad, optimizer,
+                                    t + 1, decay, net.sizes, bounds, scratch.check)
         if not finite:
             status = DIVERGED  # this batch's masks are not counted
             break

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._jit import jit
 from .dropout import backward_dropout, forward_dropout
-from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
+from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, gradient_bound, refresh, stop_requested
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
 from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights
 from .optimizers import step
@@ -169,7 +169,8 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
         # The weights before this batch's update, as scikit-learn takes them.
         J = penalised(loss, weight_sum, objective, net.theta, net.sizes) * n
         if stop is not None:
-            finite, bounds = check_step(total + J, net.theta, scratch.grad, optimizer, t + 1, decay, net.sizes,
+            s = gradient_bound(Xv, scratch.acts, scratch.deltas, net.sizes, c, bounds[0], scratch.grad, scratch.check)
+            finite, bounds = check_step(total + J, s, net.theta, scratch.grad, optimizer, t + 1, decay, net.sizes,
                                         bounds, scratch.check)
             if not finite:
                 counter = before

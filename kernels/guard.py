@@ -12,22 +12,27 @@ parameters stay those of the last finite step.
 
 Checking every new value would cost a second pass of the update over four arrays. Instead
 the epoch carries upper bounds of max |theta|, max |m| and max |v|, exact at its start and
-advanced by each step from s = max |g| (one vectorised pass over the gradient, which also
-catches a NaN or an infinity in it): while every bound stays below a quarter of the dtype's
-largest number, no value of the step can overflow. Only when a bound fails does
-``step_is_finite`` run the update on copies of the state, a chunk at a time, with the
-update's own code (so its rounding), and check every value; after such a step the bounds are
-taken exactly again. Normal training never gets near the bounds, and the checks only read:
-an epoch's results are bit for bit those of the unguarded code.
+advanced by each step from an upper bound s of max |g| (infinite when g may hold a NaN or an
+infinity): while every bound stays below a quarter of the dtype's largest number, no value of
+the step can overflow. s is ``max_abs`` of the gradient (one vectorised pass over it), or,
+in ``fit_epoch``, ``gradient_bound``, which reads a layer narrower than the batch and
+bounds a wider one from its input and delta (an eighth of the memory at 4096 x 4096).
+Only when a bound fails does ``step_is_finite`` run the update on copies of the state, a
+chunk at a time, with the update's own code (so its rounding), and check every value;
+after such a step the bounds are taken exactly again. Normal training never gets near the
+bounds, and the checks only read: an epoch's results are bit for bit those of the
+unguarded code.
 """
 import numba.extending
 import numpy as np
 
 from ._jit import jit, limits_like
 from .codes import ADAM, COMPLETE, DIVERGED, MOMENTUM, NESTEROV, SGD, STOPPED  # noqa: F401 (re-exported)
+from .network import activation_offset
 from .optimizers import _decayed_step, update
 from .sync import load_acquire
 from .views import bits as as_bits
+from .views import view2d
 
 @jit(inline="always")
 def stop_requested(stop):
@@ -69,6 +74,59 @@ def _max_abs(a, scratch):
         return float(scratch[0])
 
     return impl
+
+
+@jit
+def product_bound(A, D, chunk):
+    """sum_k max_i |A_ki| max_j |D_kj| (float64) for A (n, d_in), D (n, d_out) C-contiguous:
+    an upper bound of every |(A^T D)_ij|; infinite when A or D holds a NaN or an infinity."""
+    total = 0.0
+    for k in range(A.shape[0]):
+        a, d = max_abs(A[k], chunk), max_abs(D[k], chunk)
+        if a == np.inf or d == np.inf:
+            return np.inf  # not a * d: inf * 0 is a NaN, which a maximum would drop
+        total += a * d
+    return total
+
+
+@jit
+def gradient_bound(X, acts, deltas, sizes, l2, theta_bound, grad, chunk):
+    """An upper bound of max |g| for the gradient ``grad`` that ``network.backward_layers``
+    (or ``dropout.backward_dropout``) has just written for the batch X (n, d_0) from
+    ``acts`` and ``deltas`` with the coefficient ``l2``; infinite when g may hold a NaN or
+    an infinity. ``theta_bound``: an upper bound of max |theta|; ``chunk``: scratch.
+
+    A layer's weight gradient dW = A^T D + l2 W has d_in d_out values; its input A and delta
+    D have n (d_in + d_out). Where that is less (a layer wider than the batch: 16 MB against
+    134 MB for L's 4096 x 4096 in float64), the layer is bounded instead of read:
+        |dW_ij| <= sum_k |A_ki| |D_kj| + |l2| |W_ij|
+                <= sum_k max_i |A_ki| max_j |D_kj| + |l2| theta_bound,
+    widened for the roundings of the product (gamma_n, in any order of summation, with or
+    without FMA), of the sum and of this bound's own float64 arithmetic. Finite operands
+    under that bound cannot overflow the product, so a finite bound also says dW is finite.
+    The biases' gradients (column sums of D) and the narrower layers are read exactly, in
+    runs of consecutive blocks.
+    """
+    n = X.shape[0]
+    _, eps = limits_like(grad)
+    widen = 1.0 + 2.0 * (n + 2) * eps
+    s = 0.0
+    exact_from = np.int64(0)  # the start of the blocks not yet read
+    off = np.int64(0)
+    for layer in range(sizes.size - 1):
+        d_in, d_out = sizes[layer], sizes[layer + 1]
+        nw = d_in * d_out
+        if n * (d_in + d_out) < nw:
+            s = max(s, max_abs(grad[exact_from:off], chunk))
+            D = view2d(deltas, activation_offset(sizes, layer, n), n, d_out)
+            if layer == 0:
+                bound = product_bound(X, D, chunk)
+            else:
+                bound = product_bound(view2d(acts, activation_offset(sizes, layer - 1, n), n, d_in), D, chunk)
+            s = max(s, widen * (bound + abs(l2) * theta_bound))
+            exact_from = off + nw  # the layer's biases are read with what follows
+        off += nw + d_out
+    return max(s, max_abs(grad[exact_from:off], chunk))
 
 
 @jit
@@ -170,13 +228,13 @@ def step_is_finite(theta, g, optimizer, t, decay, sizes, chunk):
 
 
 @jit
-def check_step(loss, theta, g, optimizer, t, decay, sizes, bounds, chunk):
-    """Before update t: (whether the batch's ``loss`` and the update's results are all
-    finite, the bounds after it). ``bounds`` are those before it (``exact_bounds``);
-    ``chunk`` (3 C,) scratch of theta's dtype."""
+def check_step(loss, s, theta, g, optimizer, t, decay, sizes, bounds, chunk):
+    """Before update t with the gradient g: (whether the batch's ``loss`` and the update's
+    results are all finite, the bounds after it). ``s``: an upper bound of max |g|
+    (``max_abs`` or ``gradient_bound``); ``bounds`` are those before the update
+    (``exact_bounds``); ``chunk`` (3 C,) scratch of theta's dtype."""
     if not np.isfinite(loss):
         return False, bounds
-    s = max_abs(g, chunk)
     largest, eps = limits_like(theta)
     after = advanced_bounds(bounds, s, optimizer, decay, t, eps)
     if np.isfinite(s) and within(after, s, optimizer, 0.25 * largest):

@@ -25,7 +25,7 @@ import numpy as np
 from ._jit import jit
 from .bundles import Scratch
 from .epoch import batch_gradient, finish_gradient, gather_rows, penalised, penalty_coefficient, summed_gradient
-from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, refresh, stop_requested
+from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, max_abs, refresh, stop_requested
 from .network import predict
 from .optimizers import step
 from .sync import SPINS, back_off, compare_exchange, load_acquire, store_release, wait_for
@@ -301,8 +301,8 @@ def split_run(role, ctrl, results, net, objective, blocks, test, data, idx, batc
         J = penalised(loss, float(n), objective, net.theta, net.sizes) * n
         add_blocks(blocks.grads, g)
         if stop is not None:
-            finite, bounds = check_step(total + J, net.theta, g, optimizer, t + 1, decay, net.sizes, bounds,
-                                        blocks.scratch.check)
+            finite, bounds = check_step(total + J, max_abs(g, blocks.scratch.check), net.theta, g, optimizer, t + 1,
+                                        decay, net.sizes, bounds, blocks.scratch.check)
             if not finite:
                 status = DIVERGED
                 break

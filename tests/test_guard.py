@@ -15,7 +15,7 @@ import fastnn
 from fastnn import DivergenceError, reference
 from fastnn._core import interrupt
 from fastnn._core.tutorial_engine import KernelEngine
-from fastnn.kernels import codes
+from fastnn.kernels import codes, guard, network
 from fastnn.optimizers import OptimizerState, resolve
 
 IMPLS = [fastnn, reference]
@@ -69,6 +69,10 @@ CASES = {
     "gd-full-batch": dict(lr=1e6, batch_size=None, optimizer="gd"),
     # Adam's step is about lr whatever the gradient: the update overflows the weights first
     "adam-update": dict(lr="huge", batch_size=5, optimizer="adam"),
+    # hidden layers wider than the batch: the guard bounds their gradients from A and D
+    # (kernels/guard.py, gradient_bound) instead of reading them
+    "sgd-minibatch-wide": dict(lr=1e6, batch_size=3, optimizer="sgd", hidden=[48, 48]),
+    "adam-update-wide": dict(lr="huge", batch_size=2, optimizer="adam", hidden=[48, 48]),
 }
 
 
@@ -80,12 +84,13 @@ CASES = {
 def test_divergence_stops_before_the_first_non_finite_update(case, impl, dtype):
     kw = dict(CASES[case])
     lr = kw.pop("lr")
+    hidden = kw.pop("hidden", 4)
     if lr == "huge":
         lr = float(np.finfo(dtype).max) / 4
     X, y = regression()
 
     def make():
-        return impl.NeuralNetwork(3, 4, 1, "mse", output_activation="identity", seed=0, dtype=dtype)
+        return impl.NeuralNetwork(3, hidden, 1, "mse", output_activation="identity", seed=0, dtype=dtype)
 
     nn = make()
     trainer = impl.Trainer(nn, "mse")
@@ -124,6 +129,56 @@ def test_divergence_of_a_split_full_batch(dtype, two_cores):
     again, state = replay(make, X, y, 1e3, info.value.epoch - 1, 0)
     np.testing.assert_array_equal(nn.params, again.params)
     assert state.t == trainer.optimizer_state.t == info.value.epoch - 1
+
+
+# -- the bound of max |g| ----------------------------------------------------------------------
+def backward_pass(sizes, n, dtype, l2, rng, scale):
+    """A ReLU network's gradient for a batch of n rows with heavy-tailed inputs, weights and
+    output delta (``scale`` their size): (X, acts, deltas, sizes array, grad, net)."""
+    net = fastnn.NeuralNetwork(sizes[0], list(sizes[1:-1]), sizes[-1], "mse", activation="relu", seed=0, dtype=dtype)
+    net.params[:] = rng.standard_cauchy(net.params.size) * scale
+    X = (rng.standard_cauchy((n, sizes[0])) * scale).astype(dtype)
+    width = n * sum(sizes[1:])
+    acts, deltas = np.empty(width, dtype=dtype), np.empty(width, dtype=dtype)
+    network.forward_layers(X, net.params, net.layer_sizes_array, net.activation_codes, net.alpha, acts)
+    deltas[width - n * sizes[-1]:] = rng.standard_cauchy(n * sizes[-1]) * scale
+    grad = np.full(net.params.size, np.nan, dtype=dtype)
+    network.backward_layers(X, net.params, net.layer_sizes_array, net.activation_codes, net.alpha, acts, deltas, l2,
+                            grad)
+    return X, acts, deltas, grad, net
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("n", [1, 4, 16, 64])  # 64: no layer is bounded, every block is read
+def test_gradient_bound_is_an_upper_bound_of_max_abs_g(n, l2, dtype):
+    # 5-40-30-3: layer 1 bounded for n < 5, layer 2 for n < 18, layer 3 for n < 3
+    rng = np.random.default_rng(n)
+    chunk = np.empty(3, dtype=dtype)
+    for scale in (1e-3, 1.0, 1e3):
+        X, acts, deltas, grad, net = backward_pass((5, 40, 30, 3), n, dtype, l2, rng, scale)
+        if not np.isfinite(grad).all():
+            continue
+        theta_bound = float(np.abs(net.params).max())
+        s = guard.gradient_bound(X, acts, deltas, net.layer_sizes_array, l2, theta_bound, grad, chunk)
+        exact = float(np.abs(grad).max())
+        assert exact <= s < np.inf
+        if n == 64:
+            assert s == exact
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
+@pytest.mark.parametrize("where", ["X", "acts", "deltas"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_gradient_bound_is_infinite_for_a_non_finite_operand(bad, where, dtype):
+    # One non-finite value in a bounded layer's A or D (n = 2: layers 1 and 2 bounded),
+    # even where the gradient it would make is not computed again.
+    rng = np.random.default_rng(0)
+    X, acts, deltas, grad, net = backward_pass((5, 40, 30, 3), 2, dtype, 0.0, rng, 1.0)
+    {"X": X.reshape(-1), "acts": acts, "deltas": deltas}[where][7] = bad
+    s = guard.gradient_bound(X, acts, deltas, net.layer_sizes_array, 0.0, 1.0, grad, np.empty(3, dtype=dtype))
+    assert s == np.inf
 
 
 # -- stop flags --------------------------------------------------------------------------------
