@@ -4,7 +4,7 @@
 
 In one process, alternated for ``--rounds`` rounds (medians): one epoch of a ``fastnn
 bench`` workload (ReLU, its batch size, the tutorial face) with Adam and with plain SGD;
-the bench's GEMM floor (``np.dot`` alone at the epoch's shapes); and the machine's memory
+the bench's GEMM floor (an epoch of ``np.dot`` alone at the epoch's shapes); and the machine's memory
 bandwidth, from an in-place NumPy pass over arrays of the parameters' size (a += b: two
 arrays read, one written), on one thread and split between two.
 
@@ -26,9 +26,8 @@ from fastnn._app import bench
 from fastnn.kernels import blas
 
 
-def epoch_timer(w, X, y, optimizer):
-    """Seconds of one epoch of ``fastnn bench``'s fastnn runner with ``optimizer``, after a warm-up one."""
-    run_epoch = bench._fastnn_runner(fastnn, w, X, y, X.dtype, optimizer=optimizer)
+def epoch_timer(run_epoch):
+    """Seconds of one call of ``run_epoch``, after a warm-up one."""
 
     def timed():
         start = time.perf_counter()
@@ -69,12 +68,13 @@ def main(argv=None):
     X, y = bench.make_data(w, np.dtype(args.dtype))
     p = sum(a * b + b for a, b in zip(w.sizes[:-1], w.sizes[1:]))
     steps = len(bench.batch_sizes(w))
-    runs = {"adam": epoch_timer(w, X, y, "adam"), "sgd": epoch_timer(w, X, y, "sgd")}
+    runs = {name: epoch_timer(bench._fastnn_runner(fastnn, w, X, y, X.dtype, optimizer=name))
+            for name in ("adam", "sgd")}
+    runs["floor"] = epoch_timer(bench.floor_runner(w, X.dtype))
     times = {key: [] for key in ("adam", "sgd", "floor", "bw1", "bw2")}
     for r in range(args.rounds):
-        for name in (("adam", "sgd") if r % 2 == 0 else ("sgd", "adam")):
+        for name in (("adam", "sgd", "floor") if r % 2 == 0 else ("floor", "sgd", "adam")):
             times[name].append(runs[name]())
-        times["floor"].append(bench.gemm_floor(w, X.dtype, 3))
         times["bw1"].append(bandwidth(p, X.dtype, 1))
         times["bw2"].append(bandwidth(p, X.dtype, 2))
     med = {key: statistics.median(values) for key, values in times.items()}

@@ -239,6 +239,30 @@ def test_bench_flop_count():
     assert bench.epoch_flops(w) == per_step * (20000 // 256) + per_step * (20000 % 256) // 256
 
 
+def test_bench_floor_epoch_is_the_epochs_gemms(monkeypatch):
+    from fastnn._app import bench
+
+    w = bench.Workload("T", 21, (5, 7, 6, 3), 8)  # two full batches and a partial one of 5 rows
+    run_floor = bench.floor_runner(w, np.float32)
+    shapes = []
+    monkeypatch.setattr(np, "dot", lambda a, b, out: shapes.append((a.shape, b.shape, out.shape, out.dtype)))
+    run_floor()
+    assert [(m, k, p) for (m, k), (_, p), _, _ in shapes] == [
+        (m, k, p) for n in (8, 8, 5) for _, m, k, p in bench.gemm_shapes(w.sizes, n)]
+    assert sum(2 * m * k * p for (m, k), (_, p), _, _ in shapes) == bench.epoch_flops(w)
+    assert all(out == (a[0], b[1]) and dtype == np.float32 for a, b, out, dtype in shapes)
+
+
+def test_bench_times_the_floor_beside_each_epoch():
+    from fastnn._app import bench
+
+    calls = []
+    warmup, times, floors = bench.time_epochs(lambda: calls.append("epoch"), 4, floor=lambda: calls.append("floor"))
+    assert len(times) == len(floors) == 4
+    # one warm-up each, then floor/epoch pairs in alternating order
+    assert calls == ["epoch", "floor"] + ["floor", "epoch", "epoch", "floor"] * 2
+
+
 def test_bench_reports_peak_rss(tmp_path):
     out = ok(fastnn("bench", "--scale", "0.001", "--workloads", "S,M", "--repeats", 1, "--impls", "fastnn,reference",
                     cwd=tmp_path)).stdout

@@ -9,10 +9,11 @@ step are those of the full run but an epoch has fewer steps; ``--full`` uses the
 sizes; ``--scale F`` any fraction. Per implementation: one warm-up epoch (compilation
 excluded), then ``--repeats`` timed epochs: median [min-max] seconds per epoch.
 ``--compute-dtype bfloat16``: fastnn's products in bfloat16, beside PyTorch with autocast.
-The GEMM floor is the sum of one step's GEMM times at those exact shapes with numpy's
-``np.dot`` (forward, weight gradients, and input gradients except the first layer's;
-the best of several repeats), times the number of steps: nothing does the same work
-faster without a faster GEMM. GFLOP/s counts 2 n d_in d_out per GEMM.
+The GEMM floor is an epoch of the same steps' GEMMs alone with numpy's ``np.dot`` (forward,
+weight gradients, input gradients but the first layer's): nothing does the same work
+faster without a faster GEMM. One is timed beside each timed epoch (before it, then after
+the next), so both see the machine's state of the moment: "x GEMM floor" is the median of
+the epochs' ratios to their floors. GFLOP/s counts 2 n d_in d_out per GEMM.
 "peak RSS +MiB" is the largest increase of the process's resident set size over its value
 just before the implementation's model is built, while it builds, runs its warm-up and its
 timed epochs (sampled every ~1 ms from /proc/self/statm; "n/a" where that file is absent).
@@ -93,35 +94,31 @@ def epoch_flops(w):
     return sum(2 * m * k * p for n in batch_sizes(w) for _, m, k, p in gemm_shapes(w.sizes, n))
 
 
-def gemm_floor(w, dtype, repeats):
-    """Seconds per epoch spent in np.dot alone at the epoch's exact GEMM shapes."""
+def floor_runner(w, dtype):
+    """A function that runs one epoch's GEMMs with ``np.dot`` alone: each step's, at its
+    exact shapes, in the epoch's order (operands laid out as the kernels hold them:
+    C-contiguous buffers and .T views)."""
     rng = np.random.default_rng(1)
     rand = lambda *shape: rng.standard_normal(shape).astype(dtype)  # noqa: E731
-    counts = {}
-    for n in batch_sizes(w):
-        counts[n] = counts.get(n, 0) + 1
-    total = 0.0
-    for n, count in counts.items():
-        ops = []
+    ops = {}
+    for n in set(batch_sizes(w)):
+        ops[n] = []
         for kind, m, k, p in gemm_shapes(w.sizes, n):
-            # Operands laid out as the kernels hold them: C-contiguous buffers, .T views.
             if kind == "forward":
                 a, b = rand(m, k), rand(k, p)
             elif kind == "weight_grad":
                 a, b = rand(k, m).T, rand(k, p)
             else:
                 a, b = rand(m, k), rand(p, k).T
-            ops.append((a, b, np.empty((m, p), dtype=dtype)))
-        for a, b, c in ops:  # warm-up
-            np.dot(a, b, out=c)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for a, b, c in ops:
+            ops[n].append((a, b, np.empty((m, p), dtype=dtype)))
+    steps = [ops[n] for n in batch_sizes(w)]
+
+    def run_epoch():
+        for step in steps:
+            for a, b, c in step:
                 np.dot(a, b, out=c)
-            times.append(time.perf_counter() - start)
-        total += min(times) * count  # a floor: the best of the repeats
-    return total
+
+    return run_epoch
 
 
 # -- one runner per implementation: run_epoch() trains one epoch ----------------------------
@@ -246,22 +243,27 @@ def make_runner(impl, w, X, y, dtype, threads, compute_dtype=None):
     return _jax_runner(w, X, y, dtype)
 
 
-def time_epochs(run_epoch, repeats, after_warmup=None):
-    """(warm-up seconds, list of timed epoch seconds). ``after_warmup``, when given, runs
-    one more untimed epoch and is then called before the timed ones (``bench_workload``
-    ends its RSS sampling there)."""
+def time_epochs(run_epoch, repeats, after_warmup=None, floor=None):
+    """(warm-up seconds, timed epoch seconds, floor epoch seconds). ``after_warmup``, when
+    given, runs one more untimed epoch and is then called before the timed ones
+    (``bench_workload`` ends its RSS sampling there). ``floor``, when given (``floor_runner``),
+    is timed beside each timed epoch: before it, then after the next, alternately."""
     start = time.perf_counter()
     run_epoch()
     warmup = time.perf_counter() - start
     if after_warmup is not None:
         run_epoch()  # a steady-state epoch: what the timed ones allocate shows here too
         after_warmup()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_epoch()
-        times.append(time.perf_counter() - start)
-    return warmup, times
+    if floor is not None:
+        floor()  # warm-up: its operands' first touch
+    times, floors = [], []
+    for r in range(repeats):
+        for run, out in ((floor, floors), (run_epoch, times))[:: 1 if r % 2 == 0 else -1]:
+            if run is not None:
+                start = time.perf_counter()
+                run()
+                out.append(time.perf_counter() - start)
+    return warmup, times, floors
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -277,7 +279,7 @@ def fmt_range(times):
 
 def bench_workload(w, impls, dtype, repeats, threads, log, compute_dtype=None):
     X, y = make_data(w, dtype)
-    floor = gemm_floor(w, dtype, max(repeats, 5))
+    floor = floor_runner(w, dtype)  # before the RSS sampling: its operands are not the implementations'
     flops = epoch_flops(w)
     results, notes = {}, []
     for impl in impls:
@@ -297,7 +299,7 @@ def bench_workload(w, impls, dtype, repeats, threads, log, compute_dtype=None):
             continue
         log(f"  {w.name} {impl} ...")
         try:
-            warmup, times = time_epochs(run_epoch, repeats, after_warmup=rss.stop)
+            warmup, times, floors = time_epochs(run_epoch, repeats, after_warmup=rss.stop, floor=floor)
         except Exception as e:  # noqa: BLE001 - an optional peer failing must not end the run
             if impl in ("fastnn", "reference"):
                 raise
@@ -305,19 +307,21 @@ def bench_workload(w, impls, dtype, repeats, threads, log, compute_dtype=None):
             continue
         finally:
             rss.stop()  # already stopped after the warm-up epochs, unless those failed
-        results[impl] = (warmup, times, rss.increase)
+        results[impl] = (warmup, times, floors, rss.increase)
         del run_epoch
     ref = float(np.median(results["reference"][1])) if "reference" in results else None
     rows = []
-    for impl, (warmup, times, rss_increase) in results.items():
+    for impl, (warmup, times, floors, rss_increase) in results.items():
         med = float(np.median(times))
-        rows.append([w.name, impl, fmt_range(times), f"{flops / med / 1e9:.1f}", f"{med / floor:.2f}",
+        ratio = float(np.median(np.divide(times, floors)))  # each epoch against the floor beside it
+        rows.append([w.name, impl, fmt_range(times), f"{flops / med / 1e9:.1f}", f"{ratio:.2f}",
                      f"{ref / med:.1f}x" if ref else "-", fmt_seconds(warmup), fmt_mib(rss_increase)])
-    rows.append([w.name, "GEMM floor (np.dot)", fmt_seconds(floor), f"{flops / floor / 1e9:.1f}", "1.00", "-", "-",
-                 "-"])
+    floors = [f for _, _, impl_floors, _ in results.values() for f in impl_floors]
+    rows.append([w.name, "GEMM floor (np.dot)", fmt_range(floors), f"{flops / float(np.median(floors)) / 1e9:.1f}",
+                 "1.00", "-", "-", "-"])
     memory = None
     if "fastnn" in results:
-        peak = results["fastnn"][2]
+        peak = results["fastnn"][3]
         memory = (f"fastnn peak RSS {w.name}: {'n/a' if peak is None else fmt_mib(peak) + ' MiB'} "
                   f"(bound {fmt_mib(rss_bound(w, dtype))} MiB: dataset + 4x parameters + 3x batch activations "
                   f"+ 64 MiB)")
