@@ -4,9 +4,9 @@
 
 In one process, alternated for ``--rounds`` rounds (medians): one epoch of a ``fastnn
 bench`` workload (ReLU, its batch size, the tutorial face) with Adam and with plain SGD;
-the bench's GEMM floor (an epoch of ``np.dot`` alone at the epoch's shapes); and the machine's memory
-bandwidth, from an in-place NumPy pass over arrays of the parameters' size (a += b: two
-arrays read, one written), on one thread and split between two.
+the bench's GEMM floor (an epoch of ``np.dot`` alone at the epoch's shapes); and the
+machine's memory bandwidth, from an in-place NumPy pass over arrays of the parameters'
+size (a += b: two arrays read, one written), on one thread and split between two.
 
 An Adam step reads theta, g, m and v and writes theta, m and v: seven arrays of p
 parameters that no cache holds at these widths. So an Adam epoch cannot go under
