@@ -134,7 +134,7 @@ def test_divergence_of_a_split_full_batch(dtype, two_cores):
 # -- the bound of max |g| ----------------------------------------------------------------------
 def backward_pass(sizes, n, dtype, l2, rng, scale):
     """A ReLU network's gradient for a batch of n rows with heavy-tailed inputs, weights and
-    output delta (``scale`` their size): (X, acts, deltas, sizes array, grad, net)."""
+    output delta (``scale`` their size): (X, acts, deltas, grad, net)."""
     net = fastnn.NeuralNetwork(sizes[0], list(sizes[1:-1]), sizes[-1], "mse", activation="relu", seed=0, dtype=dtype)
     net.params[:] = rng.standard_cauchy(net.params.size) * scale
     X = (rng.standard_cauchy((n, sizes[0])) * scale).astype(dtype)
