@@ -11,7 +11,7 @@ import timeit
 
 import numpy as np
 
-from .common import IMPLEMENTATIONS, QUICK, classes, digits, fix_threads
+from .common import DTYPES, IMPLEMENTATIONS, QUICK, classes, digits, fix_threads
 
 EPOCHS = 100  # timed; the tutorial itself runs 1000 (see track_tutorial_test_accuracy)
 TUTORIAL_EPOCHS = 100 if QUICK else 1000
@@ -48,3 +48,26 @@ class TutorialScript:
         return float(np.mean(np.argmax(nn.forward(X_test), axis=1) == np.argmax(Y_test, axis=1)))
 
     track_tutorial_test_accuracy.unit = "accuracy"
+
+
+class OneEpochCalls:
+    """The loop of ``fastnn demo`` (and of scripts that print or plot between epochs): one
+    epoch per ``train`` call, minibatch Adam on digits with integer labels, the test set
+    evaluated after each; what a call keeps for the next one counts here."""
+
+    params = (IMPLEMENTATIONS, DTYPES)
+    param_names = ["implementation", "dtype"]
+    timer = timeit.default_timer
+
+    def setup(self, implementation, dtype):
+        fix_threads()
+        X_train, Y_train, X_test, Y_test = digits(dtype)[:4]
+        self.data = (X_train, np.argmax(Y_train, axis=1), X_test, np.argmax(Y_test, axis=1))
+        NeuralNetwork, Trainer = classes(implementation)
+        model = NeuralNetwork(64, 64, 10, "categorical_crossentropy", activation="relu", init="he", dtype=dtype, seed=0)
+        self.trainer = Trainer(model, "categorical_crossentropy")
+        self.time_one_epoch_call(implementation, dtype)  # warm-up
+
+    def time_one_epoch_call(self, implementation, dtype):
+        """One call of one epoch: 45 minibatches of 32 rows, then the test set's loss."""
+        self.trainer.train(*self.data, 1, 1e-3, batch_size=32, optimizer="adam")

@@ -246,6 +246,10 @@ class NumpyEngine:
         return None
 
     @staticmethod
+    def reusable(work):
+        return False
+
+    @staticmethod
     def training(work, net, X_test=None):
         return contextlib.nullcontext()
 

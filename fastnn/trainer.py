@@ -13,6 +13,7 @@ from . import schedules as _schedules
 from ._core import dropout as _dropout
 from ._core import interrupt as _interrupt
 from ._core import tables as _tables
+from ._core.kept import Kept
 from ._core.validation import (check_choice, check_float, check_int, check_sample_weight, check_X,
                                check_X_or_sparse, check_y, issparse)
 from .errors import DivergenceError
@@ -69,6 +70,7 @@ class Trainer:
         self.optimizer_state = None
         self.history = History()
         self.log_keys = ()
+        self._kept_calls = Kept()  # the workspace and one-hot labels of the last call, for the next
 
     def save_checkpoint(self, path):
         """Save model, optimizer state and history to ``path`` so training resumes exactly.
@@ -252,7 +254,8 @@ class Trainer:
             if not callable(getattr(cb, "on_epoch_end", None)):
                 raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method; got {cb!r}.")
         run.X = check_X_or_sparse(X_train, model.input_size, model.dtype, "X_train")
-        run.Y = check_y(y_train, run.X.shape[0], model.loss_func, model.output_size, model.dtype, "y_train")
+        run.Y = self._kept().check_y(y_train, run.X.shape[0], model.loss_func, model.output_size, model.dtype,
+                                       "y_train")
         if sample_weight is not None:
             run.sw = check_sample_weight(sample_weight, run.X.shape[0], model.dtype)
         if (X_test is None) != (y_test is None):
@@ -260,7 +263,8 @@ class Trainer:
         if X_test is not None:
             run.X_te = check_X_or_sparse(X_test, model.input_size, model.dtype, "X_test")
             run.X_te = run.X_te.toarray() if issparse(run.X_te) else run.X_te
-            run.Y_te = check_y(y_test, run.X_te.shape[0], model.loss_func, model.output_size, model.dtype, "y_test")
+            run.Y_te = self._kept().check_y(y_test, run.X_te.shape[0], model.loss_func, model.output_size,
+                                              model.dtype, "y_test")
         run.rows, run.X_val, run.Y_val, run.val_rows = self._validation(run.X, run.Y, validation_data,
                                                                         validation_split)
         run.sw_val = run.sw if run.X_val is run.X else None  # held-out rows keep their weights
@@ -288,8 +292,8 @@ class Trainer:
         # Batches may be split between two cores (dense, unweighted rows only; minibatches
         # with decoupled weight decay are not: another compiled kernel, which the install
         # does not compile).
-        run.work = run.engine.workspace(
-            model, run.batch, run.use_dropout, epoch_rows=n,
+        run.work = self._kept().workspace(
+            run.engine, model, run.batch, run.use_dropout, n,
             splittable=run.sw is None and not issparse(run.X) and (run.batch >= n or not run.weight_decay),
         )
         run.metric = _tables.LOSSES[self.loss_func]
@@ -303,6 +307,13 @@ class Trainer:
         run.progress = Progress(verbose, run.epochs)
         run.reshuffle = shuffle and run.batch < n
         return run
+
+    def _kept(self):
+        """What this trainer's calls keep for the next (``fastnn._core.kept``)."""
+        kept = getattr(self, "_kept_calls", None)  # None too in a Trainer unpickled from an older fastnn
+        if kept is None:
+            kept = self._kept_calls = Kept()
+        return kept
 
     def _run_epoch(self, run, epoch):
         """One epoch through the kernels, then the evaluations after it; returns its logs.

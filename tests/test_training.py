@@ -385,6 +385,48 @@ def test_keyboard_interrupt_from_a_callback_keeps_epoch_k(impl, k):
 # Ctrl-C during an epoch (one press keeps it, two stop it between batches): tests/test_guard.py.
 
 
+# -- what a train call keeps for the next one (its scratch, its one-hot labels) -----------
+def test_one_epoch_calls_keep_their_scratch_and_equal_one_call():
+    X, y = data()
+    one, many = fastnn.Trainer(net(), "categorical_crossentropy"), fastnn.Trainer(net(), "categorical_crossentropy")
+    one.train(X, y, X[:9], y[:9], 4, 1e-2, batch_size=8, optimizer="adam")
+    works = []
+    for _ in range(4):
+        many.train(X, y, X[:9], y[:9], 1, 1e-2, batch_size=8, optimizer="adam")
+        works.append(many._kept_calls._work[1])
+    assert all(w is works[0] for w in works)
+    np.testing.assert_array_equal(many.model.params, one.model.params)
+    assert many.train_loss == one.train_loss and many.test_loss == one.test_loss
+    many.train(X, y, None, None, 1, 1e-2, batch_size=16, optimizer="adam")  # other batches: other scratch
+    assert many._kept_calls._work[1] is not works[0]
+
+
+def test_labels_changed_in_place_are_encoded_again():
+    X, y = data()
+    y_next = y[::-1].copy()
+    kept, fresh = fastnn.Trainer(net(), "categorical_crossentropy"), fastnn.Trainer(net(), "categorical_crossentropy")
+    kept.train(X, y, None, None, 1, 1e-2, batch_size=8, optimizer="adam")
+    fresh.train(X, y.copy(), None, None, 1, 1e-2, batch_size=8, optimizer="adam")
+    y[:] = y_next  # the same array, other labels
+    kept.train(X, y, None, None, 1, 1e-2, batch_size=8, optimizer="adam")
+    fresh.train(X, y_next, None, None, 1, 1e-2, batch_size=8, optimizer="adam")
+    np.testing.assert_array_equal(kept.model.params, fresh.model.params)
+    assert kept.train_loss == fresh.train_loss
+    y[0] = 3  # no longer a class of the 3 outputs: checked again, and rejected
+    with pytest.raises(ValueError, match=r"y_train as class labels must be integers in \[0, 3\)"):
+        kept.train(X, y, None, None, 1, 1e-2, batch_size=8, optimizer="adam")
+
+
+def test_large_scratch_and_labels_are_not_kept(monkeypatch):
+    from fastnn._core import kept
+
+    trainer, _ = fit(epochs=1)
+    assert trainer._kept_calls._work is not None and trainer._kept_calls._labels
+    monkeypatch.setattr(kept, "KEEP_BYTES", 0)
+    trainer, _ = fit(epochs=1)
+    assert trainer._kept_calls._work is None and not trainer._kept_calls._labels
+
+
 # -- no allocation per minibatch with every option on -------------------------------------
 def test_fit_epoch_allocates_nothing_per_minibatch():
     import subprocess

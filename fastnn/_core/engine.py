@@ -242,6 +242,10 @@ class Workspace:
         self.test = None
         self.no_batch = None  # L-BFGS's stand-ins for the epochs' batch arrays (never read)
 
+    def nbytes(self):
+        """Bytes of its scratch buffers."""
+        return sum(a.nbytes for a in self.scratch)
+
     def set_test(self, spec, X):
         """Buffers for predicting X (None: no test set) in two blocks (``split_run``)."""
         X = np.empty((0, int(spec.sizes[0])), dtype=spec.dtype) if X is None else X
@@ -253,6 +257,14 @@ class Workspace:
         if self.helper is not None:
             self.helper.stop()
             self.helper = None
+
+
+def reusable(work):
+    """Whether a training call's workspace may serve the next call with the same network,
+    batch rows, dropout and data (``fastnn._core.kept``): a one-core workspace holds
+    scratch only, which every step writes before it reads; a split one holds the helper
+    thread and the rows it checked, a bfloat16 one its twins, and they are made afresh."""
+    return type(work) is Workspace and work.split_grads is None and not hasattr(work, "half")
 
 
 @contextlib.contextmanager

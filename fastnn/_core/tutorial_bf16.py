@@ -18,6 +18,8 @@ class BFloat16Engine:
     def workspace(net, batch_size, dropout=False, epoch_rows=None, splittable=True):
         return bf16.workspace(net._spec, batch_size, dropout)
 
+    reusable = staticmethod(engine.reusable)  # never its workspaces (their bfloat16 twins)
+
     @staticmethod
     def training(work, net, X_test=None):
         return contextlib.nullcontext()

@@ -27,6 +27,9 @@ class KernelEngine:
             work.set_test(spec, None)
         return work
 
+    # Whether ``work`` may serve the next ``train`` call with the same arguments of ``workspace``.
+    reusable = staticmethod(engine.reusable)
+
     @staticmethod
     @contextlib.contextmanager
     def training(work, net, X_test=None):
