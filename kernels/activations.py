@@ -9,21 +9,28 @@ import numpy as np
 from ._jit import cast_like, jit, tiny_like
 from .codes import ELU, EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH
 from .views import flat
-from .vmath import flush, vexp, vexpm1
+from .vmath import exp_like, expm1_like, flush, vexpm1
 
 
+# The precision of each activation is the reference's (fastnn.reference): the sigmoid's
+# (and softmax's and ELU's) exp in the layer's dtype, float32 arithmetic for float32
+# layers (twice the SIMD lanes: vmath's exp_like), and tanh correctly rounded, computed
+# in float64: near +-1 its last bit decides whether the derivative 1 - a^2 is 0 or
+# 1.2e-7, which training amplifies (a float32 tanh, an ulp off in 5% of values, failed
+# tests/test_robustness.py's saturated example).
 @jit
-def _sigmoid(z):
+def _sigmoid(z, one):
     # exp of a non-positive number only, so it never overflows; a select, not a
     # branch, so the loop vectorises.
-    e = vexp(-abs(z))
-    s = 1.0 / (1.0 + e)  # one division for both branches
+    e = exp_like(-abs(z))
+    s = one / (one + e)  # one division for both branches
     return s if z >= 0 else e * s
 
 
 @jit
 def _tanh(z):
-    # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)): no cancellation near 0.
+    # tanh|z| = -expm1(-2|z|) / (2 + expm1(-2|z|)): no cancellation near 0. In float64 for
+    # both dtypes (above), rounded once to a float32 layer's.
     t = vexpm1(-2.0 * abs(z))
     y = -t / (2.0 + t)
     return y if z >= 0 else -y
@@ -34,7 +41,7 @@ def bias_activation(Z, b, code, alpha):
     """Z <- f(Z + b) in place. Z (n, d), b (d,); ``alpha`` for leaky ReLU and ELU."""
     n, d = Z.shape
     alpha = cast_like(alpha, Z)
-    zero = cast_like(0.0, Z)
+    zero, one = cast_like(0.0, Z), cast_like(1.0, Z)
     tiny = tiny_like(Z)  # sigmoid and softmax outputs are flushed below it (see vmath.flush)
     # One loop nest per activation keeps the branch out of the inner loop.
     if code == IDENTITY:
@@ -44,7 +51,7 @@ def bias_activation(Z, b, code, alpha):
     elif code == SIGMOID:
         for i in range(n):
             for j in range(d):
-                Z[i, j] = flush(_sigmoid(Z[i, j] + b[j]), tiny)
+                Z[i, j] = flush(_sigmoid(Z[i, j] + b[j], one), tiny)
     elif code == TANH:
         for i in range(n):
             for j in range(d):
@@ -62,8 +69,7 @@ def bias_activation(Z, b, code, alpha):
         for i in range(n):
             for j in range(d):
                 z = Z[i, j] + b[j]
-                # vexpm1 computes in float64: given one, it compiles once for both dtypes.
-                Z[i, j] = z if z > 0 else alpha * vexpm1(np.float64(z))
+                Z[i, j] = z if z > 0 else alpha * expm1_like(z)
     elif code == EXP:
         # Output of scikit-learn's poisson loss (log link); like its inplace_exp, unclipped.
         for i in range(n):
@@ -82,7 +88,7 @@ def bias_activation(Z, b, code, alpha):
         # long loop vectorises where d-long ones would not.
         Zf = flat(Z)
         for i in range(Zf.size):
-            Zf[i] = flush(vexp(Zf[i]), tiny)
+            Zf[i] = flush(exp_like(Zf[i]), tiny)
         for i in range(n):
             s = 0.0
             for j in range(d):

@@ -46,3 +46,44 @@ def test_special_values(fn, ref):
     fn(x, out)
     with np.errstate(over="ignore"):
         np.testing.assert_array_equal(out, ref(x))
+
+
+# -- float32: vexp32 and vexpm1_32, against libm in float64 rounded to float32 --------------
+@njit
+def _apply_exp32(x, out):
+    for i in range(x.size):
+        out[i] = vmath.vexp32(x[i])
+
+
+@njit
+def _apply_expm1_32(x, out):
+    for i in range(x.size):
+        out[i] = vmath.vexpm1_32(x[i])
+
+
+@pytest.mark.parametrize("fn, ref, max_ulp", [(_apply_exp32, np.exp, 1.0), (_apply_expm1_32, np.expm1, 3.0)],
+                         ids=["exp", "expm1"])
+def test_float32_within_a_few_ulps_of_libm_rounded_to_float32(fn, ref, max_ulp):
+    rng = np.random.default_rng(1)
+    x = np.concatenate([
+        rng.uniform(-103.9, 88.7, 200_000),  # everything that is neither 0 nor inf in float32
+        rng.uniform(-1, 1, 50_000),  # around 0, where expm1 must not cancel
+        rng.uniform(-1e-6, 1e-6, 1000),
+        rng.uniform(-103.9, -87.3, 10_000),  # subnormal results
+        np.arange(-30, 31) * np.log(2),  # reduction boundaries
+    ]).astype(np.float32)
+    out = np.empty_like(x)
+    fn(x, out)
+    assert out.dtype == np.float32
+    with np.errstate(over="ignore"):
+        want = ref(x.astype(np.float64)).astype(np.float32)
+    assert _ulps(out, want).max() <= max_ulp
+
+
+@pytest.mark.parametrize("fn, ref", [(_apply_exp32, np.exp), (_apply_expm1_32, np.expm1)], ids=["exp", "expm1"])
+def test_float32_special_values(fn, ref):
+    x = np.array([0.0, -0.0, 89.0, 1e30, np.inf, -104.0, -1e30, -np.inf, np.nan], dtype=np.float32)
+    out = np.empty_like(x)
+    fn(x, out)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, ref(x.astype(np.float64)).astype(np.float32))
