@@ -33,12 +33,15 @@ _P5 = 4.13813679705723846039e-08
 
 
 @intrinsic
-def _float64_from_bits(typingctx, bits):
-    """Reinterpret an int64 as the float64 with the same bits (an LLVM bitcast)."""
-    sig = types.float64(types.int64)
+def _float_from_bits(typingctx, bits):
+    """Reinterpret a 64-bit (32-bit) integer as the float64 (float32) with the same bits
+    (an LLVM bitcast)."""
+    if not isinstance(bits, types.Integer) or bits.bitwidth not in (32, 64):
+        return None
+    sig = (types.float64 if bits.bitwidth == 64 else types.float32)(bits)
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+        return builder.bitcast(args[0], context.get_value_type(signature.return_type))
 
     return sig, codegen
 
@@ -46,7 +49,7 @@ def _float64_from_bits(typingctx, bits):
 @jit
 def _pow2(k):
     """2.0**k for integer k in [-1022, 1023]."""
-    return _float64_from_bits((k + 1023) << 52)
+    return _float_from_bits(np.int64((k + 1023) << 52))
 
 
 @jit
@@ -120,21 +123,10 @@ _F32_LOW, _F32_HIGH = np.float32(-104.0), np.float32(89.0)  # exp underflows to 
 _F32_C2, _F32_C3, _F32_C4, _F32_C5, _F32_C6, _F32_C7 = (np.float32(1.0 / f) for f in (2, 6, 24, 120, 720, 5040))
 
 
-@intrinsic
-def _float32_from_bits(typingctx, bits):
-    """Reinterpret an int32 as the float32 with the same bits (an LLVM bitcast)."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return sig, codegen
-
-
 @jit
 def _pow2_32(k):
     """2.0**k as a float32, for integer k in [-126, 127]."""
-    return _float32_from_bits(np.int32((k + 127) << 23))
+    return _float_from_bits(np.int32((k + 127) << 23))
 
 
 @jit
