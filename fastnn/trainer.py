@@ -253,9 +253,9 @@ class Trainer:
         for cb in run.callbacks:
             if not callable(getattr(cb, "on_epoch_end", None)):
                 raise TypeError(f"callbacks must have an on_epoch_end(epoch, logs) method; got {cb!r}.")
+        kept = self._kept()
         run.X = check_X_or_sparse(X_train, model.input_size, model.dtype, "X_train")
-        run.Y = self._kept().check_y(y_train, run.X.shape[0], model.loss_func, model.output_size, model.dtype,
-                                       "y_train")
+        run.Y = kept.check_y(y_train, run.X.shape[0], model.loss_func, model.output_size, model.dtype, "y_train")
         if sample_weight is not None:
             run.sw = check_sample_weight(sample_weight, run.X.shape[0], model.dtype)
         if (X_test is None) != (y_test is None):
@@ -263,8 +263,8 @@ class Trainer:
         if X_test is not None:
             run.X_te = check_X_or_sparse(X_test, model.input_size, model.dtype, "X_test")
             run.X_te = run.X_te.toarray() if issparse(run.X_te) else run.X_te
-            run.Y_te = self._kept().check_y(y_test, run.X_te.shape[0], model.loss_func, model.output_size,
-                                              model.dtype, "y_test")
+            run.Y_te = kept.check_y(y_test, run.X_te.shape[0], model.loss_func, model.output_size, model.dtype,
+                                    "y_test")
         run.rows, run.X_val, run.Y_val, run.val_rows = self._validation(run.X, run.Y, validation_data,
                                                                         validation_split)
         run.sw_val = run.sw if run.X_val is run.X else None  # held-out rows keep their weights
@@ -292,7 +292,7 @@ class Trainer:
         # Batches may be split between two cores (dense, unweighted rows only; minibatches
         # with decoupled weight decay are not: another compiled kernel, which the install
         # does not compile).
-        run.work = self._kept().workspace(
+        run.work = kept.workspace(
             run.engine, model, run.batch, run.use_dropout, n,
             splittable=run.sw is None and not issparse(run.X) and (run.batch >= n or not run.weight_decay),
         )
