@@ -198,7 +198,7 @@ def fit_epoch(data, idx, batch_size, net, objective, optimizer, decay, dropout, 
             break
         n = min(batch_size, N - start)
         Xv, Yv, swv, weight_sum = gather_batch(data, idx, start, n, d0, scratch)
-        to_bf16(scratch.Xb[: n * d0], half.X16[: n * d0])
+        to_bf16(flat(Xv), half.X16[: n * d0])
         X16 = view2d(half.X16, 0, n, d0)
         A_out = forward_layers(X16, net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts, half, dropout,
                                counter, scratch.gates)
@@ -243,7 +243,7 @@ def evaluate(data, idx, chunk, net, objective, scratch, half):
         n = min(chunk, N - start)
         Xv, Yv, swv, w = gather_batch(data, idx, start, n, d0, scratch)
         weight_sum += w
-        to_bf16(scratch.Xb[: n * d0], half.X16[: n * d0])
+        to_bf16(flat(Xv), half.X16[: n * d0])
         A = forward_layers(view2d(half.X16, 0, n, d0), net.theta, net.sizes, net.act_codes, net.alpha, scratch.acts,
                            half, None, np.uint64(0), scratch.acts)
         total += batch_loss(A, Yv, swv, objective)

@@ -22,7 +22,7 @@ from .guard import COMPLETE, DIVERGED, STOPPED, check_step, exact_bounds, gradie
 from .losses import NO_ACCURACY, batch_delta, batch_loss, count_correct
 from .network import activation_offset, backward_layers, forward_layers, layer_params, sum_squares_weights
 from .optimizers import step
-from .views import view2d
+from .views import flat, view2d
 
 
 # -- batches ----------------------------------------------------------------------------------
@@ -64,15 +64,34 @@ def gather_weights(sw, idx, start, n, swb):
 
 
 @jit(inline="always")
+def consecutive(idx, start, n):
+    """Whether rows idx[start:start + n] are consecutive, ascending: a full batch, or a
+    chunk of one, in the order given."""
+    first = idx[start]
+    for r in range(1, n):
+        if idx[start + r] != first + r:
+            return False
+    return True
+
+
+@jit(inline="always")
 def gather_batch(data, idx, start, n, d0, scratch):
     """Rows idx[start:start + n] of the inputs, targets and sample weights, gathered into
-    views of the scratch buffers. Returns (Xv (n, d_0), Yv (n, d_L), swv (n,) or empty,
-    the weights' sum)."""
-    Xv = view2d(scratch.Xb, 0, n, d0)
-    Yv = view2d(scratch.Yb, 0, n, data.Y.shape[1])
+    views of the scratch buffers, or, for dense consecutive rows (``consecutive``), views
+    of X and Y themselves: a full-batch epoch copied all of X and Y every time. Returns
+    (Xv (n, d_0), Yv (n, d_L), swv (n,) or empty, the weights' sum); Xv and Yv are read,
+    never written."""
+    k = data.Y.shape[1]
     swv = scratch.swb[:n] if data.sw.size > 0 else scratch.swb[:0]
-    gather_X(data, idx, start, Xv)
-    gather_rows(data.Y, idx, start, Yv)
+    if data.indptr.size == 0 and consecutive(idx, start, n):
+        first = idx[start]
+        Xv = view2d(flat(data.X), first * d0, n, d0)
+        Yv = view2d(flat(data.Y), first * k, n, k)
+    else:
+        Xv = view2d(scratch.Xb, 0, n, d0)
+        Yv = view2d(scratch.Yb, 0, n, k)
+        gather_X(data, idx, start, Xv)
+        gather_rows(data.Y, idx, start, Yv)
     return Xv, Yv, swv, gather_weights(data.sw, idx, start, n, swv)
 
 

@@ -46,6 +46,32 @@ def _float_from_bits(typingctx, bits):
     return sig, codegen
 
 
+@intrinsic
+def _bits_of(typingctx, x):
+    """The 64-bit integer with the same bits as a float64 (an LLVM bitcast)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return types.int64(x), codegen
+
+
+# Adding 1.5 * 2^52 to an integral float64 of magnitude below 2^51 puts the integer in the
+# low bits of the sum's mantissa, exactly.
+_INT_SHIFT = 6755399441055744.0
+_INT_SHIFT_BITS = np.int64(0x4338000000000000)
+
+
+@jit
+def _integer_of(kf):
+    """int64(kf) for an integral float64 |kf| < 2^51, by its bits: AVX2 has no vector
+    float64 -> int64 conversion, and LLVM converted each lane with a scalar instruction
+    (exp took 6.0 ns an element against 5.7 on a Zen 1 machine; the same results)."""
+    return _bits_of(kf + _INT_SHIFT) - _INT_SHIFT_BITS
+
+
 @jit
 def _pow2(k):
     """2.0**k for integer k in [-1022, 1023]."""
@@ -71,7 +97,7 @@ def _reduce(x):
     q = q * r + 1.0 / 6.0
     q = q * r + 0.5
     q = (q * r) * r + r
-    return np.int64(kf), q
+    return _integer_of(kf), q
 
 
 @jit
@@ -86,7 +112,7 @@ def vexp(x):
     c = r - z * (_P1 + z * (_P2 + z * (_P3 + z * (_P4 + z * _P5))))
     y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
     # 2^k as two factors so that k down to -1076 (subnormal results) and up to 1024 work.
-    k = np.int64(kf)
+    k = _integer_of(kf)
     k1 = k >> 1
     y = (y * _pow2(k1)) * _pow2(k - k1)
     return x if x != x else y  # NaN stays NaN (divergence checks rely on it)

@@ -542,6 +542,27 @@ def test_train_epoch_subset_l2_and_other_metric(dtype, rng):
     assert state.t == state64.t == 3
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_train_epoch_reads_consecutive_rows_in_place(dtype, rng):
+    # Batches of 4 over rows 3-6 (consecutive: used in place), 9, 1, 2, 0 (gathered), then a
+    # partial 7-8 (in place again); the same as the reference, and X and Y left as they were.
+    spec = NETS[2]
+    opt = OPTIMIZERS["adam"]
+    net = make_net(spec, dtype, seed=4)
+    net64 = as_float64(net)
+    X, Y = data_for(spec, 10, dtype, rng)
+    X_before, Y_before = X.copy(), Y.copy()
+    idx = np.array([3, 4, 5, 6, 9, 1, 2, 0, 7, 8], dtype=np.int64)
+    state, state64 = OptimizerState(opt, net.params.size, dtype), OptimizerState(opt, net.params.size, F64)
+    got = kernel_epoch(net, X, Y, idx, 4, opt, state, 0.01, net.loss_code)
+    want = reference.NumpyEngine.train_epoch(net64, X.astype(F64), Y.astype(F64), idx, 4, opt, state64, 0.01,
+                                             net.loss_code, None)
+    np.testing.assert_allclose(got, want, **TOL[dtype]["epoch"])
+    check(net.params, net64.params, dtype, "epoch")
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(Y, Y_before)
+
+
 # -- input conversion at the API boundary ----------------------------------------------------
 def _readonly(a):
     a = a.copy()

@@ -20,6 +20,20 @@ def _apply_expm1(x, out):
         out[i] = vmath.expm1_like(x[i])
 
 
+@njit
+def _integers_of(kf, out):
+    for i in range(kf.size):
+        out[i] = vmath._integer_of(kf[i])
+
+
+def test_integer_of_an_integral_float_by_its_bits():
+    # exp's k: the int64 of an integral float64 |k| < 2^51, read from the bits of k + 1.5 * 2^52
+    kf = np.concatenate([np.arange(-1100.0, 1100.0), [-0.0, 2.0**51 - 1, -(2.0**51), 12345678901.0]])
+    out = np.empty(kf.size, np.int64)
+    _integers_of(kf, out)
+    np.testing.assert_array_equal(out, kf.astype(np.int64))
+
+
 def _ulps(got, want):
     finite = np.isfinite(want) & (want != 0)
     return np.abs(got[finite] - want[finite]) / np.spacing(np.abs(want[finite]))
