@@ -101,21 +101,43 @@ def _reduce(x):
 
 
 @jit
-def vexp(x):
-    """exp(x), float64. Underflows to 0 below -745, overflows to inf above 709.8."""
-    xc = min(max(x, -746.0), 710.0)
+def _rational(xc):
+    """fdlibm's exp(r) = 1 + 2r / (2 - c), c = r - r^2 (P1 + ... + r^2 P5), for xc = k ln2 + r
+    (xc already clamped): (k as a float, r's high and low parts hi - lo, r, c)."""
     kf = np.floor(xc * _LOG2E + 0.5)
     hi = xc - kf * _LN2_HI
     lo = kf * _LN2_LO
     r = hi - lo
     z = r * r
     c = r - z * (_P1 + z * (_P2 + z * (_P3 + z * (_P4 + z * _P5))))
+    return kf, hi, lo, r, c
+
+
+@jit
+def vexp(x):
+    """exp(x), float64. Underflows to 0 below -745, overflows to inf above 709.8."""
+    kf, hi, lo, r, c = _rational(min(max(x, -746.0), 710.0))
     y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
     # 2^k as two factors so that k down to -1076 (subnormal results) and up to 1024 work.
     k = _integer_of(kf)
     k1 = k >> 1
     y = (y * _pow2(k1)) * _pow2(k - k1)
     return x if x != x else y  # NaN stays NaN (divergence checks rely on it)
+
+
+@jit
+def vexp_ratio(x):
+    """(M, D) with exp(x) = M / D, float64, D in [1.99, 2.01]: exp's division left to the
+    caller, to fold into one of its own (the sigmoid's 1 / (1 + exp(-z)) = D / (D + M):
+    one division where there were two, the slowest instruction of the loop). M is NaN for
+    a NaN x and 0 below -745, as exp; being about 2 exp(x), it overflows from x = 709.08
+    on, where exp itself does from 709.78."""
+    kf, hi, lo, r, c = _rational(min(max(x, -746.0), 710.0))
+    D = 2.0 - c
+    k = _integer_of(kf)
+    k1 = k >> 1
+    M = ((D + 2.0 * r) * _pow2(k1)) * _pow2(k - k1)  # 1 + 2r / (2 - c) = (2 - c + 2r) / (2 - c)
+    return (x if x != x else M), D
 
 
 @jit

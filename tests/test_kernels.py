@@ -110,6 +110,25 @@ def test_bias_activation_never_overflows(code, dtype):
     check(got, reference.activate(Z.astype(F64) + b.astype(F64), code, 0.0), dtype)
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63, reason="needs an 80-bit long double for the exact sigmoid")
+def test_float64_sigmoid_within_a_few_ulps(rng):
+    # One division (vmath.vexp_ratio) where 1 / (1 + exp(-z)) has two: as accurate as the
+    # reference's own formula (within 3 ulps of the sigmoid in long double), NaN kept.
+    z = np.concatenate([8 * rng.standard_normal(200_000), np.linspace(-40, 40, 20_001),
+                        rng.uniform(-1e-6, 1e-6, 1000), [0.0, -0.0]])
+    got = z.reshape(-1, 1).copy()
+    activations.bias_activation(got, np.zeros(1), codes.SIGMOID, 0.0)
+    exact = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    ulps = np.abs(got[:, 0].astype(np.longdouble) - exact) / np.spacing(exact.astype(F64))
+    assert ulps.max() <= 3.0
+    with np.errstate(over="ignore"):
+        reference_ulps = np.abs((1 / (1 + np.exp(-z))).astype(np.longdouble) - exact) / np.spacing(exact.astype(F64))
+    assert reference_ulps.max() > 1.0  # the reference is not correctly rounded either
+    nan = np.array([[np.nan, 1.0]])
+    activations.bias_activation(nan, np.zeros(2), codes.SIGMOID, 0.0)
+    assert np.isnan(nan[0, 0]) and nan[0, 1] == 1 / (1 + np.exp(-1.0))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("code", HIDDEN_CODES, ids=ids(CODE_NAMES))

@@ -64,6 +64,30 @@ def test_special_values(fn, ref):
         np.testing.assert_array_equal(out, ref(x))
 
 
+@njit
+def _exp_ratios(x, out):
+    for i in range(x.size):
+        M, D = vmath.vexp_ratio(x[i])
+        out[i] = M / D
+
+
+def test_exp_ratio_is_exp():
+    # exp(x) = M / D, the division left to the caller (the float64 sigmoid): M / D, one
+    # rounding more than vexp, is within 2 ulps of libm, and keeps exp's special values (M
+    # itself, about 2 exp(x), overflows from 709.08 on).
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(-745, 709.0, 200_000), rng.uniform(-1, 1, 50_000),
+                        rng.uniform(-745.1, -708, 10_000), np.arange(-30, 31) * np.log(2)])
+    out = np.empty_like(x)
+    _exp_ratios(x, out)
+    assert _ulps(out, np.exp(x)).max() <= 2.0
+    special = np.array([0.0, -0.0, 710.0, 1e300, np.inf, -746.0, -1e300, -np.inf, np.nan])
+    out = np.empty_like(special)
+    _exp_ratios(special, out)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(out, np.exp(special))
+
+
 # -- float32: vexp32 and vexpm1_32, against libm in float64 rounded to float32 --------------
 @pytest.mark.parametrize("fn, ref, max_ulp", [(_apply_exp, np.exp, 1.0), (_apply_expm1, np.expm1, 3.0)],
                          ids=["exp", "expm1"])
