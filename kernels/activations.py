@@ -5,13 +5,11 @@ pre-activation Z never needs storing (sigmoid: A(1-A); tanh: 1-A^2; ELU: A+alpha
 for A <= 0, since A = alpha(e^Z - 1) there).
 """
 import numpy as np
-from numba import types
-from numba.extending import overload
 
 from ._jit import cast_like, jit, tiny_like
 from .codes import ELU, EXP, IDENTITY, LEAKY_RELU, RELU, SIGMOID, SOFTMAX, TANH
 from .views import flat
-from .vmath import exp_like, expm1_like, flush, vexp32, vexp_ratio, vexpm1
+from .vmath import by_precision, exp_like, expm1_like, flush, vexp32, vexp_ratio, vexpm1
 
 
 # The precision of each activation is the reference's (fastnn.reference): the sigmoid's
@@ -21,30 +19,30 @@ from .vmath import exp_like, expm1_like, flush, vexp32, vexp_ratio, vexpm1
 # in float64: near +-1 its last bit decides whether the derivative 1 - a^2 is 0 or
 # 1.2e-7, which training amplifies (a float32 tanh, an ulp off in 5% of values, failed
 # tests/test_robustness.py's saturated example).
+#
+# The sigmoid takes the exp of a non-positive number only, so it never overflows; a
+# select, not a branch, so the loop vectorises.
+@jit
+def _sigmoid32(z):
+    e = vexp32(-abs(z))
+    s = np.float32(1.0) / (np.float32(1.0) + e)  # one division for both branches
+    return s if z >= 0 else e * s
+
+
+@jit
+def _sigmoid64(z):
+    # exp(-|z|) = M / D: 1 / (1 + M / D) = D / (D + M), one division (vmath.vexp_ratio)
+    M, D = vexp_ratio(-abs(z))
+    s = 1.0 / (D + M)
+    return D * s if z >= 0 else M * s
+
+
 def _sigmoid(z):
-    """1 / (1 + exp(-z)) in z's precision (the overload below)."""
+    """1 / (1 + exp(-z)) in z's precision: ``_sigmoid32`` or ``_sigmoid64``."""
     return 1.0 / (1.0 + np.exp(-z))
 
 
-@overload(_sigmoid, inline="always")
-def _sigmoid_like(z):
-    # exp of a non-positive number only, so it never overflows; a select, not a branch,
-    # so the loop vectorises.
-    if z == types.float32:
-        def sigmoid32(z):
-            e = vexp32(-abs(z))
-            s = np.float32(1.0) / (np.float32(1.0) + e)  # one division for both branches
-            return s if z >= 0 else e * s
-
-        return sigmoid32
-
-    def sigmoid64(z):
-        # exp(-|z|) = M / D: 1 / (1 + M / D) = D / (D + M), one division (vmath.vexp_ratio)
-        M, D = vexp_ratio(-abs(z))
-        s = 1.0 / (D + M)
-        return D * s if z >= 0 else M * s
-
-    return sigmoid64
+by_precision(_sigmoid, _sigmoid32, _sigmoid64)
 
 
 @jit

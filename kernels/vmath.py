@@ -82,6 +82,13 @@ def _pow2(k):
 
 
 @jit
+def _scaled(y, k):
+    """y 2^k, as two factors so that k from -1076 (subnormal results) to 1024 works."""
+    k1 = k >> 1
+    return (y * _pow2(k1)) * _pow2(k - k1)
+
+
+@jit
 def _reduce(x):
     """(k, expm1(r)) with x = k ln2 + r; x already clamped to [-746, 710]."""
     kf = np.floor(x * _LOG2E + 0.5)
@@ -106,25 +113,21 @@ def _reduce(x):
 @jit
 def _rational(xc):
     """fdlibm's exp(r) = 1 + 2r / (2 - c), c = r - r^2 (P1 + ... + r^2 P5), for xc = k ln2 + r
-    (xc already clamped): (k as a float, r's high and low parts hi - lo, r, c)."""
+    (xc already clamped): (k, r's high and low parts hi - lo, r, c)."""
     kf = np.floor(xc * _LOG2E + 0.5)
     hi = xc - kf * _LN2_HI
     lo = kf * _LN2_LO
     r = hi - lo
     z = r * r
     c = r - z * (_P1 + z * (_P2 + z * (_P3 + z * (_P4 + z * _P5))))
-    return kf, hi, lo, r, c
+    return _integer_of(kf), hi, lo, r, c
 
 
 @jit
 def vexp(x):
     """exp(x), float64. Underflows to 0 below -745, overflows to inf above 709.8."""
-    kf, hi, lo, r, c = _rational(min(max(x, -746.0), 710.0))
-    y = 1.0 - ((lo - (r * c) / (2.0 - c)) - hi)
-    # 2^k as two factors so that k down to -1076 (subnormal results) and up to 1024 work.
-    k = _integer_of(kf)
-    k1 = k >> 1
-    y = (y * _pow2(k1)) * _pow2(k - k1)
+    k, hi, lo, r, c = _rational(min(max(x, -746.0), 710.0))
+    y = _scaled(1.0 - ((lo - (r * c) / (2.0 - c)) - hi), k)
     return x if x != x else y  # NaN stays NaN (divergence checks rely on it)
 
 
@@ -135,11 +138,9 @@ def vexp_ratio(x):
     one division where there were two, the slowest instruction of the loop). M is NaN for
     a NaN x and 0 below -745, as exp; being about 2 exp(x), it overflows from x = 709.08
     on, where exp itself does from 709.78."""
-    kf, hi, lo, r, c = _rational(min(max(x, -746.0), 710.0))
+    k, hi, lo, r, c = _rational(min(max(x, -746.0), 710.0))
     D = 2.0 - c
-    k = _integer_of(kf)
-    k1 = k >> 1
-    M = ((D + 2.0 * r) * _pow2(k1)) * _pow2(k - k1)  # 1 + 2r / (2 - c) = (2 - c + 2r) / (2 - c)
+    M = _scaled(D + 2.0 * r, k)  # 1 + 2r / (2 - c) = (2 - c + 2r) / (2 - c)
     return (x if x != x else M), D
 
 
@@ -148,8 +149,7 @@ def vexpm1(x):
     """exp(x) - 1, float64, accurate near 0."""
     xc = min(max(x, -746.0), 710.0)
     k, q = _reduce(xc)
-    k1 = k >> 1
-    y = ((1.0 + q) * _pow2(k1)) * _pow2(k - k1) - 1.0
+    y = _scaled(1.0 + q, k) - 1.0
     y = q if k == 0 else y  # no cancellation when there is no scaling
     return x if x != x else y
 
@@ -181,6 +181,13 @@ def _pow2_32(k):
 
 
 @jit
+def _scaled32(y, k):
+    """y 2^k in float32, as two factors so that k from -150 (subnormal results) to 128 works."""
+    k1 = k >> 1
+    return (y * _pow2_32(k1)) * _pow2_32(k - k1)
+
+
+@jit
 def _reduce32(x):
     """(k, expm1(r)) with x = k ln2 + r, in float32; x already clamped to [-104, 89]."""
     kf = np.floor(x * _F32_LOG2E + _F32_HALF)
@@ -200,8 +207,7 @@ def vexp32(x):
     """exp(x) of a float32, in float32. 0 below -103.97, inf above 88.72."""
     xc = min(max(x, _F32_LOW), _F32_HIGH)
     k, q = _reduce32(xc)
-    k1 = k >> 1  # 2^k as two factors: k from -150 (subnormal results) to 128 (overflow)
-    y = ((_F32_ONE + q) * _pow2_32(k1)) * _pow2_32(k - k1)
+    y = _scaled32(_F32_ONE + q, k)
     return x if x != x else y
 
 
@@ -210,10 +216,21 @@ def vexpm1_32(x):
     """exp(x) - 1 of a float32, in float32, accurate near 0."""
     xc = min(max(x, _F32_LOW), _F32_HIGH)
     k, q = _reduce32(xc)
-    k1 = k >> 1
-    y = ((_F32_ONE + q) * _pow2_32(k1)) * _pow2_32(k - k1) - _F32_ONE
+    y = _scaled32(_F32_ONE + q, k) - _F32_ONE
     y = q if k == 0 else y
     return x if x != x else y
+
+
+def by_precision(stub, f32, f64):
+    """Give ``stub`` (the Python version, whose name and docstring it keeps) a compiled
+    version that calls ``f32`` on a float32 argument and ``f64`` otherwise, inlined: one
+    function for kernels of either dtype."""
+
+    @overload(stub, inline="always")
+    def _pick(x):
+        return (lambda x: f32(x)) if x == types.float32 else (lambda x: f64(x))
+
+    return stub
 
 
 def exp_like(x):
@@ -221,20 +238,10 @@ def exp_like(x):
     return np.exp(x)
 
 
-@overload(exp_like, inline="always")
-def _exp_like(x):
-    if x == types.float32:
-        return lambda x: vexp32(x)
-    return lambda x: vexp(x)
-
-
 def expm1_like(x):
     """exp(x) - 1 in x's precision: ``vexpm1_32`` for a float32, ``vexpm1`` otherwise."""
     return np.expm1(x)
 
 
-@overload(expm1_like, inline="always")
-def _expm1_like(x):
-    if x == types.float32:
-        return lambda x: vexpm1_32(x)
-    return lambda x: vexpm1(x)
+by_precision(exp_like, vexp32, vexp)
+by_precision(expm1_like, vexpm1_32, vexpm1)
