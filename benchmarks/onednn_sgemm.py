@@ -10,13 +10,15 @@ Needs the bf16 extra (``pip install 'fastnn[bf16]'``: the onednn and tbb wheels)
    Python, the two libraries alternated 0.3 s apart (an idle pool's workers spin for a
    while, on the cores the other library needs): GFLOP/s, median of ``--rounds``.
 2. Whole epochs (``fastnn bench --full``, one fresh process each, alternated), with the
-   kernels' ``fastnn_sgemm`` symbol pointed at: NumPy's OpenBLAS (what fastnn does);
-   oneDNN for every product; or, per shape, whichever library part 1 measured faster.
-   The symbol is re-pointed before any kernel is linked, so the cached kernels run
-   unchanged; oneDNN's TBB threads are held to fastnn's thread count for the run.
+   kernels' ``fastnn_sgemm`` symbol pointed at: NumPy's OpenBLAS; oneDNN for every
+   product; or, per shape, whichever library part 1 measured faster. The symbol is
+   re-pointed before any kernel is linked (and ``FASTNN_BLAS=numpy`` keeps fastnn's own
+   router out), so the cached kernels run unchanged; oneDNN's TBB threads are held to
+   fastnn's thread count for the run.
 
-The answer decides whether fastnn should route float32 products to oneDNN when it is
-installed; docs/performance.md keeps the dated results.
+fastnn itself sends a wide float32 step's products all to one library, chosen by a
+shorter measurement of the same kind (fastnn/_core/products.py); this script is the
+longer look behind that rule. docs/performance.md keeps the dated results.
 """
 import argparse
 import ctypes
@@ -28,38 +30,14 @@ import time
 
 import numpy as np
 
-from fastnn._core import bf16
+from fastnn._core import onednn, products
 from fastnn.kernels import blas, cblas
 
 WIDTH = {"M": 1024, "L": 4096}
-BATCH, INPUTS, OUTPUTS = 256, 784, 10
 ROUTES = ("openblas", "onednn", "per-shape")
 
 
-def products(width):
-    """(m, k, n, A transposed, B transposed) of one step of 784-width-width-10, batch 256."""
-    b, w = BATCH, width
-    return [(b, INPUTS, w, False, False), (b, w, w, False, False), (b, w, OUTPUTS, False, False),
-            (INPUTS, b, w, True, False), (w, b, w, True, False), (w, b, OUTPUTS, True, False),
-            (b, w, w, False, True), (b, OUTPUTS, w, False, True)]
-
-
-def libraries():
-    """ctypes functions: (NumPy's OpenBLAS cblas_sgemm, oneDNN's dnnl_sgemm)."""
-    reason = bf16.availability()
-    if bf16.library_path() is None:
-        sys.exit(f"oneDNN is not installed: {reason}")
-    bf16._load(bf16.library_path())
-    lib, prefix, _ = blas._numpy_openblas()
-    i64, f32, p = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
-    openblas = getattr(lib, f"{prefix}cblas_sgemm64_")
-    openblas.argtypes = [ctypes.c_int] * 3 + [i64] * 3 + [f32, p, i64, p, i64, f32, p, i64]
-    onednn = ctypes.CDLL(bf16.library_path()).dnnl_sgemm
-    onednn.argtypes = [ctypes.c_char] * 2 + [i64] * 3 + [f32, p, i64, p, i64, f32, p, i64]
-    return openblas, onednn
-
-
-def shape_speeds(shape, openblas, onednn, rounds):
+def shape_speeds(shape, openblas, dnnl, rounds):
     """GFLOP/s of (OpenBLAS, oneDNN) on one product shape, and their results' max relative difference."""
     m, k, n, ta, tb = shape
     rng = np.random.default_rng(0)
@@ -70,7 +48,7 @@ def shape_speeds(shape, openblas, onednn, rounds):
     calls = {
         "openblas": lambda: openblas(cblas.ROW_MAJOR, cblas.TRANS if ta else cblas.NO_TRANS,
                                      cblas.TRANS if tb else cblas.NO_TRANS, m, n, k, *args, C["openblas"].ctypes.data, n),
-        "onednn": lambda: onednn(b"T" if ta else b"N", b"T" if tb else b"N", m, n, k, *args, C["onednn"].ctypes.data, n),
+        "onednn": lambda: dnnl(b"T" if ta else b"N", b"T" if tb else b"N", m, n, k, *args, C["onednn"].ctypes.data, n),
     }
     reps = max(3, int(2e9 / (2 * m * n * k)))
     speeds = {name: [] for name in calls}
@@ -94,13 +72,13 @@ def _child(route, faster_json, bench_args):
 
     from fastnn._app import bench
 
-    bf16._load(bf16.library_path())
+    onednn.load(onednn.library_path())
     lib, prefix, _ = blas._numpy_openblas()
     llvm.add_symbol("bench_openblas_sgemm",
                     ctypes.cast(getattr(lib, f"{prefix}cblas_sgemm64_"), ctypes.c_void_p).value)
     openblas = types.ExternalFunction("bench_openblas_sgemm", cblas.SIGNATURES["sgemm"])
     i64, fp = types.int64, types.CPointer(types.float32)
-    onednn = types.ExternalFunction("dnnl_sgemm", types.int32(types.int8, types.int8, i64, i64, i64, types.float32, fp,
+    dnnl = types.ExternalFunction("dnnl_sgemm", types.int32(types.int8, types.int8, i64, i64, i64, types.float32, fp,
                                                               i64, fp, i64, types.float32, fp, i64))
     # (m, n, k, A transposed, B transposed) of the shapes that go to oneDNN; frozen into the router.
     chosen = np.array([[m, n, k, ta, tb] for m, k, n, ta, tb in json.loads(faster_json)] or [[-1] * 5], np.int64)
@@ -115,14 +93,14 @@ def _child(route, faster_json, bench_args):
                     and chosen[i, 3] == (ta == trans) and chosen[i, 4] == (tb == trans)):
                 use = True
         if use:
-            onednn(np.int8(84) if ta == trans else np.int8(78), np.int8(84) if tb == trans else np.int8(78),
+            dnnl(np.int8(84) if ta == trans else np.int8(78), np.int8(84) if tb == trans else np.int8(78),
                    m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         else:
             openblas(order, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
     if route != "openblas":
         llvm.add_symbol("fastnn_sgemm", router.address)  # before any kernel is linked
-    with bf16.threads_limited():
+    with onednn.threads_limited():
         bench.main(bench_args)
 
 
@@ -131,12 +109,15 @@ def epoch_time(route, faster, workload):
     bench_args = ["--full", "--workloads", workload, "--impls", "fastnn", "--repeats", "3"]
     code = f"import sys; sys.path.insert(0, {os.path.dirname(__file__)!r}); import onednn_sgemm as o; " \
            f"o._child({route!r}, {json.dumps(faster)!r}, {bench_args!r})"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # FASTNN_BLAS=numpy: the kernels' own router (fastnn._core.products) stays out; this script's routes.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, FASTNN_BLAS="numpy")).stdout
     rows = [line.split("|") for line in out.splitlines() if line.startswith(f"| {workload} ")]
     epoch = next(r for r in rows if r[2].strip() == "fastnn")[3].split()
     floor = next(r for r in rows if "floor" in r[2])[3].split()
     rss = next(r for r in rows if r[2].strip() == "fastnn")[8].strip()
-    return float(epoch[0]), float(floor[0]), rss
+    seconds = lambda value, unit: float(value) * {"ms": 1e-3, "s": 1.0}[unit]  # noqa: E731
+    return seconds(epoch[0], epoch[-1]), seconds(floor[0], floor[-1]), rss
 
 
 def main():
@@ -145,16 +126,18 @@ def main():
     parser.add_argument("--workloads", default="M,L")
     parser.add_argument("--epochs-rounds", type=int, default=2, help="alternations of the three routes (0: shapes only)")
     args = parser.parse_args()
-    openblas, onednn = libraries()
-    print(f"OpenBLAS: {blas.library()}\noneDNN: {bf16.library_path()}\n")
+    if onednn.library_path() is None:
+        sys.exit("oneDNN is not installed: pip install 'fastnn[bf16]'")
+    openblas, dnnl = products.libraries()
+    print(f"OpenBLAS: {blas.library()}\noneDNN: {onednn.library_path()}\n")
     for workload in [w.strip().upper() for w in args.workloads.split(",") if w.strip()]:
-        print(f"{workload}: 784-{WIDTH[workload]}-{WIDTH[workload]}-10, batch {BATCH}, float32\n")
+        print(f"{workload}: 784-{WIDTH[workload]}-{WIDTH[workload]}-10, batch 256, float32\n")
         print("| product | m x k x n | OpenBLAS GFLOP/s | oneDNN GFLOP/s | oneDNN / OpenBLAS | max rel. difference |")
         print("|---|---|---|---|---|---|")
         faster = []
-        for shape in products(WIDTH[workload]):
+        for shape in products.step_products(WIDTH[workload]):
             m, k, n, ta, tb = shape
-            ob, dn, diff = shape_speeds(shape, openblas, onednn, args.rounds)
+            ob, dn, diff = shape_speeds(shape, openblas, dnnl, args.rounds)
             what = "A^T D" if ta else "D W^T" if tb else "A W"
             print(f"| {what} | {m}x{k}x{n} | {ob:.1f} | {dn:.1f} | {dn / ob:.2f} | {diff:.1e} |", flush=True)
             if dn > ob:

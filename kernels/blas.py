@@ -15,10 +15,17 @@ and this module, imported before any kernel runs, tells LLVM where they are:
 
 Numba's cache holds only the symbol names, so the same compiled kernels run with either;
 ``library()`` says which one this process uses (``fastnn info``, ``fastnn bench``).
+
+Where oneDNN is installed beside this Python (PyPI's ``onednn``, the ``fastnn[bf16]``
+extra), ``fastnn_sgemm`` is instead a small router (``_router``): it calls oneDNN's
+``dnnl_sgemm`` while ``ONEDNN_SLOT`` holds its address, NumPy's OpenBLAS otherwise.
+``fastnn._core.products`` fills the slot for the training calls of wide float32 steps
+when oneDNN measured faster on this machine.
 """
 import ctypes
 import glob
 import os
+import sys
 import warnings
 
 import numba
@@ -63,16 +70,74 @@ def _fallback_adapters():
     return {routine: getattr(blas_fallback, routine).address for routine in SIGNATURES}
 
 
+# -- oneDNN for float32 products: a router behind fastnn_sgemm ------------------------------
+ONEDNN_SLOT = ctypes.c_void_p(0)  # oneDNN's dnnl_sgemm while float32 products go there, else NULL
+
+# fastnn_sgemm's CBLAS interface (cblas.SIGNATURES) in LLVM IR: the call goes to the function
+# in ONEDNN_SLOT when it holds one (dnnl_sgemm: row-major, transposes as 'N'/'T'), else to
+# OpenBLAS. One load and a branch per product: nothing measurable beside the product.
+_ROUTER_IR = """
+define void @fastnn_sgemm_router(i32 %order, i32 %ta, i32 %tb, i64 %m, i64 %n, i64 %k, float %alpha, ptr %A,
+                                 i64 %lda, ptr %B, i64 %ldb, float %beta, ptr %C, i64 %ldc) {{
+entry:
+  %onednn = load ptr, ptr inttoptr (i64 {slot} to ptr)
+  %none = icmp eq ptr %onednn, null
+  br i1 %none, label %to_openblas, label %to_onednn
+to_openblas:
+  call void inttoptr (i64 {openblas} to ptr)(i32 %order, i32 %ta, i32 %tb, i64 %m, i64 %n, i64 %k, float %alpha,
+                                             ptr %A, i64 %lda, ptr %B, i64 %ldb, float %beta, ptr %C, i64 %ldc)
+  ret void
+to_onednn:
+  %a_t = icmp eq i32 %ta, {trans}
+  %b_t = icmp eq i32 %tb, {trans}
+  %a = select i1 %a_t, i8 84, i8 78
+  %b = select i1 %b_t, i8 84, i8 78
+  %status = call i32 %onednn(i8 signext %a, i8 signext %b, i64 %m, i64 %n, i64 %k, float %alpha, ptr %A, i64 %lda,
+                             ptr %B, i64 %ldb, float %beta, ptr %C, i64 %ldc)
+  ret void
+}}
+"""
+
+
+def onednn_beside():
+    """Whether oneDNN's library sits where PyPI's ``onednn`` wheel installs it, beside this
+    Python: a quick look at import; ``fastnn._core.products`` finds it properly when used."""
+    return any(glob.glob(os.path.join(prefix, "lib", "libdnnl.so*")) for prefix in {sys.prefix, sys.base_prefix})
+
+
+def _router(openblas_sgemm, slot=ONEDNN_SLOT):
+    """Address of ``fastnn_sgemm_router`` (``_ROUTER_IR``) over OpenBLAS's ``openblas_sgemm``,
+    reading ``slot`` (a ctypes.c_void_p) at each call; None where this LLVM does not read
+    the IR (opaque pointers: LLVM 15 and later). Compiled by Numba's code generator (about
+    13 ms): only where oneDNN is installed."""
+    import llvmlite.binding as llvm
+    from numba.core.compiler_lock import global_compiler_lock
+    from numba.core.registry import cpu_target
+
+    ir = _ROUTER_IR.format(slot=ctypes.addressof(slot), openblas=openblas_sgemm, trans=TRANS)
+    try:
+        module = llvm.parse_assembly(ir)
+    except RuntimeError:
+        return None
+    with global_compiler_lock:
+        library = cpu_target.target_context.codegen().create_library("fastnn_sgemm_router")
+        library.add_llvm_module(module)
+        library.finalize()
+        return library.get_pointer_to_function("fastnn_sgemm_router")
+
+
 def _register():
     """Point the four symbols at a library: (the description ``library()`` gives, whether
-    it is NumPy's OpenBLAS)."""
+    it is NumPy's OpenBLAS, whether fastnn_sgemm is the router that can call oneDNN)."""
     import llvmlite.binding as llvm
 
     asked = os.environ.get("FASTNN_BLAS", "").strip().lower()
-    if asked not in ("", "numpy", "scipy"):
-        warnings.warn(f"FASTNN_BLAS={os.environ['FASTNN_BLAS']!r} is not 'numpy' or 'scipy'; using NumPy's "
-                      "OpenBLAS where NumPy has one, else SciPy's BLAS.", RuntimeWarning, stacklevel=2)
+    if asked not in ("", "numpy", "scipy", "onednn"):
+        warnings.warn(f"FASTNN_BLAS={os.environ['FASTNN_BLAS']!r} is not 'numpy', 'scipy' or 'onednn'; using "
+                      "NumPy's OpenBLAS where NumPy has one, else SciPy's BLAS.", RuntimeWarning, stacklevel=2)
+        asked = ""
     found = None if asked == "scipy" else _numpy_openblas()
+    routed = False
     if found is not None:
         lib, prefix, path = found
         addresses = {routine: ctypes.cast(getattr(lib, f"{prefix}cblas_{routine}64_"), ctypes.c_void_p).value
@@ -83,20 +148,24 @@ def _register():
             describe.restype = ctypes.c_char_p
             config = describe().decode(errors="replace")
         what = f"NumPy's OpenBLAS ({config or os.path.basename(path)})"
+        router = _router(addresses["sgemm"]) if asked in ("", "onednn") and onednn_beside() else None
+        if router is not None:
+            addresses["sgemm"], routed = router, True
     else:
         addresses = _fallback_adapters()
         reason = "FASTNN_BLAS=scipy" if asked == "scipy" else "this NumPy bundles no OpenBLAS"
         what = f"SciPy's BLAS through Numba's np.dot ({reason})"
     for routine, address in addresses.items():
         llvm.add_symbol(f"fastnn_{routine}", address)
-    return what, found is not None
+    return what, found is not None, routed
 
 
-_LIBRARY, NUMPY_OPENBLAS = (None, False) if numba.config.DISABLE_JIT else _register()
+_LIBRARY, NUMPY_OPENBLAS, ROUTED = (None, False, False) if numba.config.DISABLE_JIT else _register()
 
 
 def library():
-    """Which BLAS the kernels' matrix products call in this process (a sentence)."""
+    """Which BLAS the kernels' matrix products call in this process (a sentence; where
+    float32 products of wide steps may go to oneDNN, ``fastnn._core.products`` says)."""
     return _LIBRARY or "NumPy's np.dot (NUMBA_DISABLE_JIT: the kernels run as Python)"
 
 

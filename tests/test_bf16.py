@@ -44,7 +44,7 @@ import pytest
 
 import fastnn
 from fastnn import BFloat16Unavailable, reference
-from fastnn._core import bf16 as core_bf16
+from fastnn._core import bf16 as core_bf16, onednn
 
 U = 2.0**-24
 WHY = core_bf16.availability()
@@ -170,7 +170,7 @@ def test_onednn_dependencies_beside_it_load_first(monkeypatch, tmp_path):
     (tmp_path / "libdnnl.so.3").touch()
     (tmp_path / "libsvml.so").touch()
     calls = _fake_loader(monkeypatch, present={"libdnnl.so.3", "libsvml.so"})
-    core_bf16._load(str(tmp_path / "libdnnl.so.3"))
+    onednn.load(str(tmp_path / "libdnnl.so.3"))
     assert calls == ["libdnnl.so.3", "libsvml.so", "libdnnl.so.3"]
 
 

@@ -130,6 +130,6 @@ def test_an_unknown_fastnn_blas_value_warns_and_keeps_the_default():
     code = "import fastnn.kernels.blas as b; print(b.library())"
     out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, FASTNN_BLAS="mkl"), capture_output=True,
                          text=True, check=True)
-    assert "FASTNN_BLAS='mkl' is not 'numpy' or 'scipy'" in out.stderr
+    assert "FASTNN_BLAS='mkl' is not 'numpy', 'scipy' or 'onednn'" in out.stderr
     expected = "NumPy's OpenBLAS" if NUMPY_HAS_OPENBLAS else "SciPy's BLAS"
     assert out.stdout.startswith(expected)

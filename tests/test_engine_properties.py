@@ -185,13 +185,18 @@ def test_set_num_threads_limits_blas_and_rejects_bad_values():
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 2 epochs on purpose
 def test_small_steps_train_on_one_blas_thread_and_restore_the_count(monkeypatch):
-    from fastnn._core import sk_engine as _sk_engine, threads
+    import types
+
+    from fastnn._core import engine, sk_engine as _sk_engine, threads
+
+    def work(macs):  # what engine.training reads of a Workspace that is not split
+        return types.SimpleNamespace(split_grads=None, step_macs=macs, grad=np.empty(0))
 
     before = fastnn.get_num_threads()
-    with threads.blas_for_step(threads.SMALL_STEP_MACS - 1):
+    with engine.training(work(threads.SMALL_STEP_MACS - 1)):
         assert fastnn.get_num_threads() == 1
     assert fastnn.get_num_threads() == before
-    with threads.blas_for_step(threads.SMALL_STEP_MACS):
+    with engine.training(work(threads.SMALL_STEP_MACS)):
         assert fastnn.get_num_threads() == before
 
     # Both faces: a digits-sized fit runs its epochs on one BLAS thread.

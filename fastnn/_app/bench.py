@@ -426,9 +426,10 @@ def _thread_limit(threads):
 
 
 def _blas_library():
+    from .._core import products
     from ..kernels import blas
 
-    return blas.library()
+    return f"{blas.library()}; wide float32 steps: {products.describe()}" if blas.ROUTED else blas.library()
 
 
 def _thread_summary(threads):

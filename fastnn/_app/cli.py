@@ -230,6 +230,7 @@ def cmd_info(args) -> int:
 
     import fastnn
     from .. import kernels
+    from .._core import bf16, precompile as _precompile, products  # bf16's checks load no library
     from ..kernels import blas
 
     rows = [("fastnn", f"{fastnn.__version__} ({Path(fastnn.__file__).parent})"), ("python", sys.version.split()[0])]
@@ -244,9 +245,8 @@ def cmd_info(args) -> int:
                  pool.get("threading_layer"), pool.get("architecture"), f"({owner})" if owner else None, path]
         rows.append((f"threadpool: {pool.get('user_api')}", " ".join(str(x) for x in parts if x)))
     rows.append(("kernels' matrix products", blas.library()))
+    rows += [("wide float32 steps' products", products.describe())] if blas.ROUTED else []
     rows.append(("numba config THREADING_LAYER", numba.config.THREADING_LAYER))
-    from .._core import bf16  # checks the CPU and the installed packages only: loads no library
-
     bf16_unavailable = bf16.availability()
     rows.append(("compute_dtype='bfloat16'", bf16_unavailable or f"available (oneDNN: {bf16.library_path()})"))
     if not args.no_threading_probe:
@@ -265,8 +265,6 @@ def cmd_info(args) -> int:
         where = f"{kernel_cache}" + ("" if writable else " (not writable: numba falls back to a per-user cache directory; set NUMBA_CACHE_DIR)")
     cached = len(list(kernel_cache.glob("*.nbi"))) if kernel_cache.exists() else 0
     rows.append(("kernel cache", f"{where} ({cached} cached functions next to the kernels)"))
-    from .._core import precompile as _precompile
-
     pairs = [(face, dtype) for face in _precompile.FACES for dtype in _precompile.DTYPES]
     if bf16_unavailable is None:  # the bfloat16 kernels' cache is read; oneDNN is not loaded
         pairs.append((_precompile.BFLOAT16, "float32"))
@@ -293,7 +291,8 @@ def default_jobs() -> int:
 
 
 def cmd_compile(args) -> int:
-    from .._core import precompile as _precompile
+    from .._core import precompile as _precompile, products
+    from ..kernels import blas
     from .compile import compile_kernels
 
     start = time.perf_counter()
@@ -319,6 +318,8 @@ def cmd_compile(args) -> int:
     if missing:
         face, dtype, reason = missing[0]
         raise CLIError(f"the {face} kernels for {dtype} are still not ready: {reason}")
+    if "float32" in args.dtype and blas.ROUTED:  # measured now, not at the first wide fit
+        log(f"fastnn: wide float32 steps' products: {products.describe(measure_now=True)}")
     log(f"fastnn: done in {time.perf_counter() - start:.1f} s; `fastnn info` shows the kernels' state")
     return 0
 

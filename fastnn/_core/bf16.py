@@ -6,30 +6,24 @@ is loaded into the process (``llvmlite.binding.load_library_permanently``) befor
 kernels are compiled or loaded from the cache. Nothing here runs, and neither oneDNN
 nor kernels/bf16.py is imported, until a network asks for bfloat16.
 
-oneDNN's wheel runs its threads on TBB; ``threads_limited`` holds TBB to fastnn's thread
-budget (``fastnn.set_num_threads``) around each call, through TBB's ``global_control``.
-The bf16 epoch calls no OpenBLAS product (the L2 penalty's sum excepted), so the two
+Finding and loading oneDNN, and holding its TBB threads to fastnn's budget around each
+call (``threads_limited``), are ``onednn``'s. The bf16 epoch calls no OpenBLAS product (the L2 penalty's sum excepted), so the two
 pools are not busy at once.
 """
-import contextlib
-import ctypes
-import os
-import re
 import threading
 
 import numpy as np
 
-from . import engine, precompile, threads
+from . import engine, onednn, precompile
+from .onednn import EXTRA, library_path, threads_limited
 from ..errors import BFloat16Unavailable
 from .fpu import flushing_subnormals
 
 COMPUTE_DTYPES = ("bfloat16",)
-EXTRA = "bf16"
 CPU_FEATURE = "avx512_bf16"  # /proc/cpuinfo's name; LLVM's is avx512bf16
 
 _lock = threading.Lock()
 _kernels = None
-_tbb = None
 
 
 def cpu_has_bf16() -> bool:
@@ -37,18 +31,6 @@ def cpu_has_bf16() -> bool:
     import llvmlite.binding as llb
 
     return "+avx512bf16" in llb.get_host_cpu_features().flatten().split(",")
-
-
-def library_path():
-    """Path of libdnnl from the installed ``onednn`` distribution, or None."""
-    from importlib import metadata
-
-    try:
-        files = metadata.distribution("onednn").files or []
-    except metadata.PackageNotFoundError:
-        return None
-    libs = [f for f in files if f.name.startswith("libdnnl.so")]
-    return os.path.normpath(min(libs, key=lambda f: len(f.name)).locate()) if libs else None
 
 
 def availability():
@@ -62,30 +44,6 @@ def availability():
     return None
 
 
-def _load(path, depth=0):
-    """Load the shared library ``path`` for the whole process, first loading those of its
-    dependencies that sit next to it (the wheels set no RPATH): each failure names one.
-    Raises BFloat16Unavailable when a dependency is not there (oneDNN installed without
-    its dependencies, e.g. ``pip install --no-deps onednn``)."""
-    import llvmlite.binding as llb
-
-    for _ in range(32):
-        try:
-            llb.load_library_permanently(path)
-            return
-        except RuntimeError as err:
-            missing = re.match(r"\s*([^:\s]+): cannot open shared object", str(err))
-            if missing is None or depth > 8:
-                raise
-            beside = os.path.join(os.path.dirname(os.path.realpath(path)), os.path.basename(missing.group(1)))
-            if not os.path.exists(beside):
-                raise BFloat16Unavailable(
-                    f"compute_dtype='bfloat16': oneDNN's {os.path.basename(path)} needs "
-                    f"{os.path.basename(beside)}, which is not installed (looked in {os.path.dirname(beside)}). "
-                    f"Install oneDNN with its dependencies: pip install 'fastnn[{EXTRA}]'.") from None
-            _load(beside, depth + 1)
-
-
 def kernels():
     """kernels/bf16.py, with oneDNN loaded; raises BFloat16Unavailable when it cannot run."""
     global _kernels
@@ -94,43 +52,12 @@ def kernels():
             reason = availability()
             if reason is not None:
                 raise BFloat16Unavailable(reason)
-            _load(library_path())
+            onednn.load(library_path())
             from ..kernels import bf16
 
             _kernels = bf16
             precompile.announce(precompile.BFLOAT16, np.float32)  # warns when they will compile now
         return _kernels
-
-
-# -- threads -------------------------------------------------------------------------------
-class _GlobalControl(ctypes.Structure):
-    # oneTBB's tbb::detail::d1::global_control, whose layout is its binary interface.
-    _fields_ = [("value", ctypes.c_size_t), ("reserved", ctypes.c_size_t), ("param", ctypes.c_int)]
-
-
-def _tbb_functions():
-    """(create, destroy) of TBB's global_control, from the libtbb oneDNN loaded."""
-    global _tbb
-    if _tbb is None:
-        lib = ctypes.CDLL("libtbb.so.12", mode=ctypes.RTLD_GLOBAL)
-        create = lib["_ZN3tbb6detail2r16createERNS0_2d114global_controlE"]
-        destroy = lib["_ZN3tbb6detail2r17destroyERNS0_2d114global_controlE"]
-        for f in (create, destroy):
-            f.argtypes, f.restype = [ctypes.POINTER(_GlobalControl)], None
-        _tbb = (create, destroy)
-    return _tbb
-
-
-@contextlib.contextmanager
-def threads_limited():
-    """At most ``threads.budget()`` TBB threads (oneDNN's) inside the block."""
-    create, destroy = _tbb_functions()
-    control = _GlobalControl(threads.budget(), 0, 0)  # 0: max_allowed_parallelism
-    create(ctypes.byref(control))
-    try:
-        yield
-    finally:
-        destroy(ctypes.byref(control))
 
 
 # -- the calls -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import buffers, split as _split, threads
+from . import buffers, products, split as _split, threads
 from .dropout import kernel_thresholds
 from .fpu import flushing_subnormals
 from .validation import issparse
@@ -284,8 +284,13 @@ def splitting(work):
 
 def training(work):
     """Context for a training loop with ``work``: ``splitting`` when its batches are split
-    between cores, else one BLAS thread for small steps (``threads.blas_for_step``)."""
-    return splitting(work) if work.split_grads is not None else threads.blas_for_step(work.step_macs)
+    between cores, else one BLAS thread for small steps (``threads.SMALL_STEP_MACS``), and
+    for wide ones the library ``products.wide_step`` chooses."""
+    if work.split_grads is not None:
+        return splitting(work)
+    if work.step_macs < threads.SMALL_STEP_MACS:
+        return threads.serial_blas()
+    return products.wide_step(work.grad.dtype)
 
 
 # -- the calls ---------------------------------------------------------------------------------

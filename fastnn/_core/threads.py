@@ -198,15 +198,9 @@ SMALL_STEP_MACS = 4_000_000
 
 def forward_macs(sizes, rows):
     """Multiply-adds of a forward pass of ``rows`` rows through layers ``sizes``: the
-    measure of a step's size in ``blas_for_step`` and the split rule."""
+    measure of a step's size in ``engine.training`` and the split rule."""
     units = sizes.tolist()  # Python ints: a NumPy product and sum cost more than these few
     return rows * sum(a * b for a, b in zip(units[:-1], units[1:]))
-
-
-def blas_for_step(macs):
-    """Context for a training loop whose steps take ``macs`` multiply-adds: one BLAS
-    thread for small steps (``SMALL_STEP_MACS``), BLAS's own setting otherwise."""
-    return serial_blas() if macs < SMALL_STEP_MACS else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -35,7 +35,8 @@ class KernelEngine:
     def training(work, net, X_test=None):
         """Context for a training loop of ``net`` using ``work`` (and predicting the
         validated ``X_test`` after each epoch, when given). Small steps keep BLAS on one
-        thread (``threads.blas_for_step``). When its batches are split between cores:
+        thread, wide float32 ones may run on oneDNN (``engine.training``). When its
+        batches are split between cores:
         one BLAS thread throughout (OpenBLAS threads spin for a while after a GEMM,
         taking the second core from the split), the split's helper thread lives until
         the end of the block, and it predicts X_test too."""
