@@ -28,8 +28,10 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-# numba's index and data files, fastnn's records, Numba's runtime module (kernels/_runtime.py)
-CACHE_FILES = ("*.nbi", "*.nbc", "fastnn-kernels.sha256", "fastnn-compiled.json", "numba-runtime-*.nbo")
+# numba's index and data files, fastnn's records, Numba's runtime module (kernels/_runtime.py),
+# and the library measured faster for wide float32 steps where oneDNN is installed (_core/products.py)
+CACHE_FILES = ("*.nbi", "*.nbc", "fastnn-kernels.sha256", "fastnn-compiled.json", "numba-runtime-*.nbo",
+               "fastnn-sgemm-*.json")
 
 
 def log(message):

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -150,10 +151,10 @@ def _wide_fit(seed=0):
     return np.concatenate([w.ravel() for w in nn.weights + nn.biases])
 
 
-@needs_onednn
-def test_a_wide_float32_fit_on_onednn_matches_openblas_and_repeats_exactly(monkeypatch):
-    monkeypatch.setattr(products, "_decisions", {threads.budget(): {"library": "openblas", "why": "this test"}})
-    on_openblas = _wide_fit()
+@pytest.fixture
+def counted_onednn(monkeypatch):
+    """Wide float32 calls go to oneDNN through a wrapper that lists each product's
+    (transa, transb, m, n, k); returns the list."""
     dnnl = products.dnnl_sgemm()
     dnnl.argtypes = DNNL_SGEMM._argtypes_
     shapes = []
@@ -165,12 +166,33 @@ def test_a_wide_float32_fit_on_onednn_matches_openblas_and_repeats_exactly(monke
     keep = DNNL_SGEMM(counted)
     monkeypatch.setattr(products, "_decisions", {threads.budget(): {"library": "onednn", "why": "this test"}})
     monkeypatch.setattr(products, "_address", ctypes.cast(keep, ctypes.c_void_p).value)
+    yield shapes
+    del keep
+
+
+@needs_onednn
+def test_a_wide_float32_fit_on_onednn_matches_openblas_and_repeats_exactly(counted_onednn, monkeypatch):
     on_onednn = _wide_fit()
     assert blas.ONEDNN_SLOT.value is None  # emptied after the training call
     # 2 epochs x 2 steps x (3 forward, 3 weight-gradient and 2 delta products)
-    assert len(shapes) == 32 and (b"N", b"N", 256, 128, 100) in shapes and (b"T", b"N", 100, 128, 256) in shapes
+    assert len(counted_onednn) == 32
+    assert (b"N", b"N", 256, 128, 100) in counted_onednn and (b"T", b"N", 100, 128, 256) in counted_onednn
     np.testing.assert_array_equal(on_onednn, _wide_fit())
-    np.testing.assert_allclose(on_onednn, on_openblas, rtol=1e-4, atol=1e-5)
+    monkeypatch.setattr(products, "_decisions", {threads.budget(): {"library": "openblas", "why": "this test"}})
+    np.testing.assert_allclose(on_onednn, _wide_fit(), rtol=1e-4, atol=1e-5)
+    assert len(counted_onednn) == 64  # the OpenBLAS fit made none
+
+
+@needs_onednn
+def test_the_sklearn_face_s_wide_float32_steps_go_there_too(counted_onednn):
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((512, 100)).astype(np.float32), rng.integers(0, 10, 512)
+    clf = fastnn.MLPClassifier(hidden_layer_sizes=(128, 128), batch_size=256, max_iter=2, random_state=0, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged in 2 iterations: the point is the products
+        clf.fit(X, y)
+    assert clf.coefs_[0].dtype == np.float32
+    assert (b"N", b"N", 256, 128, 100) in counted_onednn and blas.ONEDNN_SLOT.value is None
 
 
 @pytest.mark.skipif(not blas.onednn_beside(), reason="oneDNN is not installed")
