@@ -75,7 +75,8 @@ ONEDNN_SLOT = ctypes.c_void_p(0)  # oneDNN's dnnl_sgemm while float32 products g
 
 # fastnn_sgemm's CBLAS interface (cblas.SIGNATURES) in LLVM IR: the call goes to the function
 # in ONEDNN_SLOT when it holds one (dnnl_sgemm: row-major, transposes as 'N'/'T'), else to
-# OpenBLAS. One load and a branch per product: nothing measurable beside the product.
+# OpenBLAS, which also redoes a product oneDNN refused (a status other than dnnl_success).
+# One load and a branch per product: nothing measurable beside the product.
 _ROUTER_IR = """
 define void @fastnn_sgemm_router(i32 %order, i32 %ta, i32 %tb, i64 %m, i64 %n, i64 %k, float %alpha, ptr %A,
                                  i64 %lda, ptr %B, i64 %ldb, float %beta, ptr %C, i64 %ldc) {{
@@ -94,6 +95,9 @@ to_onednn:
   %b = select i1 %b_t, i8 84, i8 78
   %status = call i32 %onednn(i8 signext %a, i8 signext %b, i64 %m, i64 %n, i64 %k, float %alpha, ptr %A, i64 %lda,
                              ptr %B, i64 %ldb, float %beta, ptr %C, i64 %ldc)
+  %done = icmp eq i32 %status, 0
+  br i1 %done, label %exit, label %to_openblas
+exit:
   ret void
 }}
 """
@@ -108,8 +112,8 @@ def onednn_beside():
 def _router(openblas_sgemm, slot=ONEDNN_SLOT):
     """Address of ``fastnn_sgemm_router`` (``_ROUTER_IR``) over OpenBLAS's ``openblas_sgemm``,
     reading ``slot`` (a ctypes.c_void_p) at each call; None where this LLVM does not read
-    the IR (opaque pointers: LLVM 15 and later). Compiled by Numba's code generator (about
-    13 ms): only where oneDNN is installed."""
+    the IR (opaque pointers: LLVM 15 and later). Compiled by Numba's code generator at
+    import: only where oneDNN is installed."""
     import llvmlite.binding as llvm
     from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target

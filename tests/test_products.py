@@ -68,6 +68,23 @@ def test_router_calls_openblas_with_an_empty_slot_and_the_slot_s_function_otherw
     assert seen == [(b"T" if ta else b"N", b"T" if tb else b"N", m, n, k, A.shape[1], B.shape[1], n)]
 
 
+@pytest.mark.skipif(not blas.NUMPY_OPENBLAS, reason="the router sits in front of NumPy's OpenBLAS")
+def test_router_redoes_a_product_onednn_refused_on_openblas(rng):
+    slot = ctypes.c_void_p(0)
+    router = blas._router(_openblas_sgemm(), slot)
+    if router is None:
+        pytest.skip("this LLVM reads no opaque pointers")
+    refused = []
+    keep = DNNL_SGEMM(lambda *args: refused.append(args[:2]) or 2)  # 2: dnnl_invalid_arguments
+    slot.value = ctypes.cast(keep, ctypes.c_void_p).value
+    A, B = rng.random((4, 3), dtype=np.float32), rng.random((3, 5), dtype=np.float32)
+    C = np.full((4, 5), np.nan, np.float32)
+    CBLAS_SGEMM(router)(ROW_MAJOR, NO_TRANS, NO_TRANS, 4, 5, 3, 1.0, A.ctypes.data, 3, B.ctypes.data, 5, 0.0,
+                        C.ctypes.data, 5)
+    assert refused == [(b"N", b"N")]
+    np.testing.assert_allclose(C, A @ B, rtol=1e-6)
+
+
 @pytest.fixture
 def fresh_choice(monkeypatch, tmp_path):
     """products with no decision made, its file in tmp_path, oneDNN's loading stubbed."""

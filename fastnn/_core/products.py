@@ -11,8 +11,8 @@ pools never take turns within one step: both spin after a product, on the cores 
 other needs (docs/performance.md, "oneDNN's float32 GEMM").
 
 ``decision`` times one wide step's products (784-1024-1024-10, batch 256: the bench's M)
-with each library, alternated, once per machine, thread budget and pair of libraries
-(about a second), and keeps the answer beside the compiled kernels, so a machine keeps
+with each library, alternated, once per machine, thread budget and pair of libraries,
+and keeps the answer beside the compiled kernels, so a machine keeps
 its choice and its results stay deterministic. ``FASTNN_BLAS=onednn`` chooses oneDNN
 without measuring, ``FASTNN_BLAS=numpy`` never uses it.
 """
@@ -28,6 +28,8 @@ import time
 import numpy as np
 
 from . import onednn, threads
+from ..kernels import blas
+from ..kernels.cblas import NO_TRANS, ROW_MAJOR, TRANS
 
 MARGIN = 0.97  # oneDNN is chosen when its step takes at most this share of OpenBLAS's: a clear win
 ROUNDS, STEPS = 3, 3  # alternations, and steps timed per library in each
@@ -58,8 +60,6 @@ def dnnl_sgemm():
 
 def libraries():
     """(OpenBLAS's cblas_sgemm, oneDNN's dnnl_sgemm) as ctypes functions."""
-    from ..kernels import blas
-
     dnnl = dnnl_sgemm()
     lib, prefix, _ = blas._numpy_openblas()
     i64, f32, p = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
@@ -72,8 +72,6 @@ def libraries():
 def measure():
     """Seconds one wide step's products take with (OpenBLAS, oneDNN), each the median of
     ``ROUNDS`` alternations of ``STEPS`` steps, at this process's thread budget."""
-    from ..kernels.cblas import NO_TRANS, ROW_MAJOR, TRANS
-
     openblas, dnnl = libraries()
     rng = np.random.default_rng(0)
     calls = {"openblas": [], "onednn": []}
@@ -103,8 +101,6 @@ def _key():
     """What a decision holds for: this CPU, the thread budget, and the two libraries."""
     import llvmlite.binding as llvm
 
-    from ..kernels import blas
-
     path = onednn.library_path() or ""
     size = os.path.getsize(path) if path and os.path.exists(path) else 0
     return {"cpu": llvm.get_host_cpu_name(), "features": llvm.get_host_cpu_features().flatten(),
@@ -112,6 +108,7 @@ def _key():
 
 
 def _file(key):
+    """The file beside the compiled kernels that keeps the decision made for ``key``."""
     from ..kernels import _cache_dir
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -137,8 +134,7 @@ def decision(measure_now=True):
 
 
 def _decide(measure_now):
-    from ..kernels import blas
-
+    """The decision from what is installed, FASTNN_BLAS, the kept file, or a measurement."""
     if not blas.ROUTED:
         return {"library": "openblas", "why": "oneDNN is not installed (or FASTNN_BLAS says otherwise)"}
     if onednn.library_path() is None:
@@ -173,8 +169,6 @@ def _decide(measure_now):
 
 def describe(measure_now=False):
     """A sentence for ``fastnn info`` and ``fastnn bench``: where wide float32 steps' products go."""
-    from ..kernels import blas
-
     if not blas.ROUTED:
         return "NumPy's OpenBLAS (oneDNN not installed)" if blas.NUMPY_OPENBLAS else blas.library()
     d = decision(measure_now)
@@ -189,8 +183,6 @@ def describe(measure_now=False):
 def wide_step(dtype):
     """Context for a training call of wide steps in ``dtype``: its float32 products go to
     oneDNN when ``decision`` says so (TBB held to fastnn's thread budget), else nothing changes."""
-    from ..kernels import blas
-
     if not blas.ROUTED or np.dtype(dtype) != np.float32 or decision()["library"] != "onednn":
         yield
         return
