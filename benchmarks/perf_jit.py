@@ -26,8 +26,14 @@ def compiled_functions():
 
     from numba.core.codegen import CPUCodeLibrary
 
+    def is_library(obj):
+        try:
+            return isinstance(obj, CPUCodeLibrary)
+        except ReferenceError:  # a weakref.proxy whose object is gone
+            return False
+
     found = {}
-    for library in (obj for obj in gc.get_objects() if isinstance(obj, CPUCodeLibrary)):
+    for library in (obj for obj in gc.get_objects() if is_library(obj)):
         module = getattr(library, "_final_module", None)
         if module is None:
             continue
