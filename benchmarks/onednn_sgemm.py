@@ -79,7 +79,7 @@ def _child(route, faster_json, bench_args):
     openblas = types.ExternalFunction("bench_openblas_sgemm", cblas.SIGNATURES["sgemm"])
     i64, fp = types.int64, types.CPointer(types.float32)
     dnnl = types.ExternalFunction("dnnl_sgemm", types.int32(types.int8, types.int8, i64, i64, i64, types.float32, fp,
-                                                              i64, fp, i64, types.float32, fp, i64))
+                                                            i64, fp, i64, types.float32, fp, i64))
     # (m, n, k, A transposed, B transposed) of the shapes that go to oneDNN; frozen into the router.
     chosen = np.array([[m, n, k, ta, tb] for m, k, n, ta, tb in json.loads(faster_json)] or [[-1] * 5], np.int64)
     everything = route == "onednn"
@@ -94,7 +94,7 @@ def _child(route, faster_json, bench_args):
                 use = True
         if use:
             dnnl(np.int8(84) if ta == trans else np.int8(78), np.int8(84) if tb == trans else np.int8(78),
-                   m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
+                 m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
         else:
             openblas(order, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc)
 
@@ -126,10 +126,11 @@ def main():
     parser.add_argument("--workloads", default="M,L")
     parser.add_argument("--epochs-rounds", type=int, default=2, help="alternations of the three routes (0: shapes only)")
     args = parser.parse_args()
-    if onednn.library_path() is None:
+    path = onednn.library_path()
+    if path is None:
         sys.exit("oneDNN is not installed: pip install 'fastnn[bf16]'")
-    openblas, dnnl = products.libraries()
-    print(f"OpenBLAS: {blas.library()}\noneDNN: {onednn.library_path()}\n")
+    openblas, dnnl = products.libraries(path)
+    print(f"OpenBLAS: {blas.library()}\noneDNN: {path}\n")
     for workload in [w.strip().upper() for w in args.workloads.split(",") if w.strip()]:
         print(f"{workload}: 784-{WIDTH[workload]}-{WIDTH[workload]}-10, batch 256, float32\n")
         print("| product | m x k x n | OpenBLAS GFLOP/s | oneDNN GFLOP/s | oneDNN / OpenBLAS | max rel. difference |")

@@ -92,9 +92,9 @@ def fresh_choice(monkeypatch, tmp_path):
     monkeypatch.setattr(products, "_address", None)
     monkeypatch.setattr(blas, "ROUTED", True)
     monkeypatch.setattr(onednn, "library_path", lambda: str(tmp_path / "libdnnl.so"))
-    monkeypatch.setattr(products, "_key", lambda: {"cpu": "this one", "threads": 2})
+    monkeypatch.setattr(products, "_key", lambda path: {"cpu": "this one", "threads": 2})
     monkeypatch.setattr(products, "_file", lambda key: tmp_path / "choice.json")
-    monkeypatch.setattr(products, "dnnl_sgemm", lambda: ctypes.cast(1234, ctypes.c_void_p))
+    monkeypatch.setattr(products, "dnnl_sgemm", lambda path=None: ctypes.cast(1234, ctypes.c_void_p))
     monkeypatch.delenv("FASTNN_BLAS", raising=False)
     return tmp_path / "choice.json"
 
@@ -102,7 +102,7 @@ def fresh_choice(monkeypatch, tmp_path):
 @pytest.mark.parametrize("times,chosen", [((1.0, 0.9), "onednn"), ((1.0, 0.99), "openblas"), ((1.0, 1.2), "openblas")])
 def test_the_choice_is_measured_once_and_kept_beside_the_kernels(fresh_choice, monkeypatch, times, chosen):
     calls = []
-    monkeypatch.setattr(products, "measure", lambda: calls.append(1) or times)
+    monkeypatch.setattr(products, "measure", lambda path=None: calls.append(1) or times)
     made = products.decision()
     assert made["library"] == chosen and calls == [1]
     assert f"oneDNN took {times[1] / times[0]:.2f}x OpenBLAS's time" in made["why"]
@@ -114,33 +114,33 @@ def test_the_choice_is_measured_once_and_kept_beside_the_kernels(fresh_choice, m
 
 def test_a_kept_choice_for_another_key_is_measured_again(fresh_choice, monkeypatch):
     fresh_choice.write_text(json.dumps({"library": "onednn", "key": {"cpu": "another one", "threads": 2}, "why": "x"}))
-    monkeypatch.setattr(products, "measure", lambda: (1.0, 1.5))
+    monkeypatch.setattr(products, "measure", lambda path=None: (1.0, 1.5))
     assert products.decision()["library"] == "openblas"
 
 
 def test_without_a_measurement_info_says_so_and_measures_nothing(fresh_choice, monkeypatch):
-    monkeypatch.setattr(products, "measure", lambda: pytest.fail("measured"))
+    monkeypatch.setattr(products, "measure", lambda path=None: pytest.fail("measured"))
     assert "not measured yet" in products.describe()
 
 
 def test_fastnn_blas_onednn_chooses_it_without_measuring(fresh_choice, monkeypatch):
     monkeypatch.setenv("FASTNN_BLAS", "onednn")
-    monkeypatch.setattr(products, "measure", lambda: pytest.fail("measured"))
+    monkeypatch.setattr(products, "measure", lambda path=None: pytest.fail("measured"))
     assert products.decision() == {"library": "onednn", "why": "FASTNN_BLAS=onednn"}
 
 
 def test_a_onednn_that_cannot_load_leaves_openblas_and_says_why(fresh_choice, monkeypatch):
-    def missing():
+    def missing(path=None):
         raise OSError("libtbb.so.12: cannot open shared object file")
 
     monkeypatch.setattr(products, "dnnl_sgemm", missing)
-    monkeypatch.setattr(products, "measure", lambda: (1.0, 0.5))
+    monkeypatch.setattr(products, "measure", lambda path=None: (1.0, 0.5))
     assert products.decision()["library"] == "openblas"
     assert "oneDNN could not be loaded: libtbb.so.12" in products.describe()
 
 
 def test_a_wide_float32_call_fills_the_slot_while_it_runs(fresh_choice, monkeypatch):
-    monkeypatch.setattr(products, "measure", lambda: (1.0, 0.5))
+    monkeypatch.setattr(products, "measure", lambda path=None: (1.0, 0.5))
     monkeypatch.setattr(onednn, "threads_limited", contextlib.nullcontext)
     with products.wide_step(np.float32):
         with products.wide_step(np.float32):  # another model's call, overlapping
@@ -150,7 +150,7 @@ def test_a_wide_float32_call_fills_the_slot_while_it_runs(fresh_choice, monkeypa
 
 
 def test_float64_calls_ask_for_no_choice(fresh_choice, monkeypatch):
-    monkeypatch.setattr(products, "measure", lambda: pytest.fail("measured"))
+    monkeypatch.setattr(products, "measure", lambda path=None: pytest.fail("measured"))
     with products.wide_step(np.float64):
         assert blas.ONEDNN_SLOT.value is None
     assert products._decisions == {}

@@ -49,18 +49,18 @@ def step_products(width=1024, batch=256, inputs=784, outputs=10):
             (b, w, w, False, True), (b, outputs, w, False, True)]
 
 
-def dnnl_sgemm():
-    """oneDNN's dnnl_sgemm as a ctypes function, its library (and those beside it that it
-    needs) loaded for the whole process; raises OSError or RuntimeError when it cannot be."""
-
-    path = onednn.library_path()
+def dnnl_sgemm(path=None):
+    """oneDNN's dnnl_sgemm as a ctypes function, its library ``path`` (found when None) and
+    those beside it that it needs loaded for the whole process; raises OSError or
+    RuntimeError when it cannot be."""
+    path = path or onednn.library_path()
     onednn.load(path)
     return ctypes.CDLL(path).dnnl_sgemm
 
 
-def libraries():
-    """(OpenBLAS's cblas_sgemm, oneDNN's dnnl_sgemm) as ctypes functions."""
-    dnnl = dnnl_sgemm()
+def libraries(path=None):
+    """(OpenBLAS's cblas_sgemm, oneDNN's dnnl_sgemm from ``path``) as ctypes functions."""
+    dnnl = dnnl_sgemm(path)
     lib, prefix, _ = blas._numpy_openblas()
     i64, f32, p = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
     openblas = getattr(lib, f"{prefix}cblas_sgemm64_")
@@ -69,10 +69,10 @@ def libraries():
     return openblas, dnnl
 
 
-def measure():
-    """Seconds one wide step's products take with (OpenBLAS, oneDNN), each the median of
-    ``ROUNDS`` alternations of ``STEPS`` steps, at this process's thread budget."""
-    openblas, dnnl = libraries()
+def measure(path=None):
+    """Seconds one wide step's products take with (OpenBLAS, oneDNN from ``path``), each the
+    median of ``ROUNDS`` alternations of ``STEPS`` steps, at this process's thread budget."""
+    openblas, dnnl = libraries(path)
     rng = np.random.default_rng(0)
     calls = {"openblas": [], "onednn": []}
     for m, k, n, ta, tb in step_products():
@@ -87,22 +87,22 @@ def measure():
     with onednn.threads_limited():
         for _ in range(ROUNDS):
             for name, step in calls.items():
-                for _ in range(STEPS + 1):  # the first one warms up
+                for run in range(STEPS + 1):
                     start = time.perf_counter()
                     for function, args, _operands in step:
                         function(*args)
-                    times[name].append(time.perf_counter() - start)
-                times[name].pop(-STEPS - 1)
+                    if run > 0:  # the first one warms up
+                        times[name].append(time.perf_counter() - start)
                 time.sleep(0.1)  # the other pool's idle workers stop spinning first
     return float(np.median(times["openblas"])), float(np.median(times["onednn"]))
 
 
-def _key():
-    """What a decision holds for: this CPU, the thread budget, and the two libraries."""
+def _key(path):
+    """What a decision holds for: this CPU, the thread budget, and the two libraries
+    (oneDNN's at ``path``)."""
     import llvmlite.binding as llvm
 
-    path = onednn.library_path() or ""
-    size = os.path.getsize(path) if path and os.path.exists(path) else 0
+    size = os.path.getsize(path) if os.path.exists(path) else 0
     return {"cpu": llvm.get_host_cpu_name(), "features": llvm.get_host_cpu_features().flatten(),
             "threads": threads.budget(), "openblas": blas.library(), "onednn": [path, size]}
 
@@ -123,28 +123,30 @@ def decision(measure_now=True):
     budget = threads.budget()
     with _lock:
         if _decisions.get(budget) is None:
-            made = _decide(measure_now)
+            path = onednn.library_path() if blas.ROUTED else None  # a look through the installed packages
+            made = _decide(path, measure_now)
             if made is not None and made["library"] == "onednn" and _address is None:
                 try:
-                    _address = ctypes.cast(dnnl_sgemm(), ctypes.c_void_p).value
+                    _address = ctypes.cast(dnnl_sgemm(path), ctypes.c_void_p).value
                 except (OSError, RuntimeError) as err:  # BFloat16Unavailable is a RuntimeError
                     made = {"library": "openblas", "why": f"oneDNN could not be loaded: {err}"}
             _decisions[budget] = made
         return _decisions[budget]
 
 
-def _decide(measure_now):
-    """The decision from what is installed, FASTNN_BLAS, the kept file, or a measurement."""
+def _decide(path, measure_now):
+    """The decision from what is installed (oneDNN's library at ``path``), FASTNN_BLAS, the
+    kept file, or a measurement."""
     if not blas.ROUTED:
         return {"library": "openblas", "why": "oneDNN is not installed (or FASTNN_BLAS says otherwise)"}
-    if onednn.library_path() is None:
+    if path is None:
         return {"library": "openblas", "why": "oneDNN's library is not where the onednn package lists it"}
     if os.environ.get("FASTNN_BLAS", "").strip().lower() == "onednn":
         return {"library": "onednn", "why": "FASTNN_BLAS=onednn"}
-    key = _key()
-    path = _file(key)
+    key = _key(path)
+    kept_at = _file(key)
     try:
-        kept = json.loads(path.read_text())
+        kept = json.loads(kept_at.read_text())
         if kept.get("key") == key:
             return kept
     except (OSError, ValueError):
@@ -152,7 +154,7 @@ def _decide(measure_now):
     if not measure_now:
         return None
     try:
-        openblas_s, onednn_s = measure()
+        openblas_s, onednn_s = measure(path)
     except (OSError, RuntimeError) as err:  # BFloat16Unavailable (a dependency missing) is a RuntimeError
         return {"library": "openblas", "why": f"oneDNN could not be loaded: {err}"}
     ratio = onednn_s / openblas_s
@@ -161,7 +163,7 @@ def _decide(measure_now):
             "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "why": f"measured on this machine: oneDNN took {ratio:.2f}x OpenBLAS's time for a wide step"}
     try:
-        path.write_text(json.dumps(made, indent=1))
+        kept_at.write_text(json.dumps(made, indent=1))
     except OSError:
         pass  # a read-only cache: measured again in the next process
     return made
