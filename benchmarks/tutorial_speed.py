@@ -1,10 +1,12 @@
 """Issue-2 speed check: fastnn vs fastnn.reference on digits, same process, median of 5.
 
-    python benchmarks/tutorial_speed.py [--repeats 5]
+    python benchmarks/tutorial_speed.py [--repeats 5] [--wide]
 
 1. The tutorial's own script: 64-64-10 sigmoid, categorical cross-entropy, float64,
    full-batch gradient descent, lr 0.1, 1000 epochs (test loss every epoch).
 2. 64-64-10 ReLU, Adam, batch 32, float32, 50 epochs.
+3. With ``--wide``: 784-1024-1024-10 ReLU, Adam, batch 256, float32, 2 epochs of 6144
+   random rows: wide steps, whose products take BLAS's threads.
 Each implementation is warmed up first (compilation excluded); runs alternate so
 that machine noise hits both alike. Not an asv benchmark (no time_* names).
 """
@@ -47,15 +49,31 @@ def relu_adam(mod, data, epochs=50):
     return time.perf_counter() - start, np.mean(nn.predict(X_test) == np.argmax(y_test, 1))
 
 
+def wide(mod, data, epochs=2):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6144, 784)).astype(np.float32)
+    labels = rng.integers(0, 10, X.shape[0])
+    nn = mod.NeuralNetwork(784, [1024, 1024], 10, "categorical_crossentropy", activation="relu", init="he",
+                           dtype="float32", seed=0)
+    trainer = mod.Trainer(nn, "categorical_crossentropy")
+    start = time.perf_counter()
+    trainer.train(X, np.eye(10, dtype=np.float32)[labels], None, None, epochs, 1e-3, batch_size=256, optimizer="adam")
+    return time.perf_counter() - start, np.mean(nn.predict(X) == labels)  # of the training rows: random labels
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--wide", action="store_true", help="add the wide workload (3.)")
     args = parser.parse_args(argv)
     data = digits()
     print("| workload | fastnn s (median) | reference s (median) | speed-up | accuracy fastnn / reference |")
     print("|---|---|---|---|---|")
-    for name, run in (("tutorial script, float64 full-batch GD, 1000 epochs", tutorial),
-                      ("ReLU + Adam, batch 32, float32, 50 epochs", relu_adam)):
+    workloads = [("tutorial script, float64 full-batch GD, 1000 epochs", tutorial),
+                 ("ReLU + Adam, batch 32, float32, 50 epochs", relu_adam)]
+    if args.wide:
+        workloads.append(("wide 784-1024-1024-10 ReLU + Adam, batch 256, float32, 2 epochs", wide))
+    for name, run in workloads:
         run(fastnn, data, epochs=2)  # compile (or load the cache) outside the timing
         times = {fastnn: [], fastnn.reference: []}
         acc = {}

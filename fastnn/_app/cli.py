@@ -230,7 +230,7 @@ def cmd_info(args) -> int:
 
     import fastnn
     from .. import kernels
-    from .._core import bf16, precompile as _precompile, products  # bf16's checks load no library
+    from .._core import bf16, busy, precompile as _precompile, products  # bf16's checks load no library
     from ..kernels import blas
 
     rows = [("fastnn", f"{fastnn.__version__} ({Path(fastnn.__file__).parent})"), ("python", sys.version.split()[0])]
@@ -245,7 +245,7 @@ def cmd_info(args) -> int:
                  pool.get("threading_layer"), pool.get("architecture"), f"({owner})" if owner else None, path]
         rows.append((f"threadpool: {pool.get('user_api')}", " ".join(str(x) for x in parts if x)))
     rows.append(("kernels' matrix products", blas.library()))
-    rows += [("wide float32 steps' products", products.describe())] if blas.ROUTED else []
+    rows += ([("wide float32 steps' products", products.describe())] if blas.ROUTED else []) + [("wide steps' BLAS threads", busy.describe())]
     rows.append(("numba config THREADING_LAYER", numba.config.THREADING_LAYER))
     bf16_unavailable = bf16.availability()
     rows.append(("compute_dtype='bfloat16'", bf16_unavailable or f"available (oneDNN: {bf16.library_path()})"))

@@ -237,6 +237,7 @@ class Workspace:
         self.helper = None  # the split's helper thread (fastnn._core.split)
         self.training = False  # inside a training block: the helper may outlive an epoch
         self.pace = None  # inside a training block: whether the helper joins the next call (split.Pace)
+        self.blas_pace = None  # inside a training block of wide steps on OpenBLAS: their threads (busy.Pace)
         # The tutorial's test set and its buffers (a split.Test), predicted after each split
         # epoch; None (the scikit-learn face): split_run compiled without predictions.
         self.test = None
@@ -285,12 +286,13 @@ def splitting(work):
 def training(work):
     """Context for a training loop with ``work``: ``splitting`` when its batches are split
     between cores, else one BLAS thread for small steps (``threads.SMALL_STEP_MACS``), and
-    for wide ones the library ``products.wide_step`` chooses."""
+    for wide ones ``products.wide_training``."""
     if work.split_grads is not None:
         return splitting(work)
     if work.step_macs < threads.SMALL_STEP_MACS:
         return threads.serial_blas()
-    return products.wide_step(work.grad.dtype)
+    return products.wide_training(work)
+
 
 
 # -- the calls ---------------------------------------------------------------------------------
@@ -303,9 +305,14 @@ def fit_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, d
     counter, status: kernels.guard.COMPLETE, STOPPED or DIVERGED)."""
     if work.split_grads is not None and dropout is None and data.sw.size == 0 and data.indptr.size == 0:
         return _split_epoch(spec, theta, data, idx, batch_size, objective, optimizer, decay, work, stop)
+    pace = work.blas_pace
+    if pace is not None:
+        pace.before_epoch()
     with flushing_subnormals():
         loss, correct, t, counter, status = epoch.fit_epoch(data, idx, batch_size, spec.net(theta), objective,
                                                             optimizer, decay, dropout, work.scratch, stop)
+    if pace is not None:
+        pace.after_epoch()
     return float(loss), float(correct), int(t), int(counter), int(status)
 
 

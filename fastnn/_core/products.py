@@ -15,6 +15,9 @@ with each library, alternated, once per machine, thread budget and pair of libra
 and keeps the answer beside the compiled kernels, so a machine keeps
 its choice and its results stay deterministic. ``FASTNN_BLAS=onednn`` chooses oneDNN
 without measuring, ``FASTNN_BLAS=numpy`` never uses it.
+
+``wide_training``, the context of every training call of wide steps, adds the thread
+count: on OpenBLAS, the cores other processes keep busy are given up (``busy``).
 """
 import contextlib
 import ctypes
@@ -27,7 +30,7 @@ import time
 
 import numpy as np
 
-from . import onednn, threads
+from . import busy, onednn, threads
 from ..kernels import blas
 from ..kernels.cblas import NO_TRANS, ROW_MAJOR, TRANS
 
@@ -184,9 +187,10 @@ def describe(measure_now=False):
 @contextlib.contextmanager
 def wide_step(dtype):
     """Context for a training call of wide steps in ``dtype``: its float32 products go to
-    oneDNN when ``decision`` says so (TBB held to fastnn's thread budget), else nothing changes."""
+    oneDNN when ``decision`` says so (TBB held to fastnn's thread budget), else nothing
+    changes. Yields whether they go to oneDNN."""
     if not blas.ROUTED or np.dtype(dtype) != np.float32 or decision()["library"] != "onednn":
-        yield
+        yield False
         return
 
     global _users
@@ -196,9 +200,28 @@ def wide_step(dtype):
         _users += 1
     try:
         with onednn.threads_limited():
-            yield
+            yield True
     finally:
         with _lock:
             _users -= 1
             if _users == 0:
                 blas.ONEDNN_SLOT.value = None
+
+
+@contextlib.contextmanager
+def wide_training(work):
+    """Context for a training call of wide steps with the workspace ``work``: their float32
+    products on oneDNN where ``wide_step`` routes them there, else on OpenBLAS with the
+    threads that other processes' load leaves (``busy``; ``engine.fit_epoch`` measures
+    around each epoch)."""
+    with wide_step(work.grad.dtype) as routed:
+        if routed:
+            yield
+            return
+        with busy.adapting() as pace:
+            work.blas_pace = pace
+            try:
+                yield
+            finally:
+                work.blas_pace = None
+

@@ -12,7 +12,8 @@ fastnn's threads do two kinds of work, chosen by problem size:
   the whole training call (``serial_blas``): small GEMMs gain little from BLAS
   threads, and the element-wise passes get both cores too. L-BFGS's full-batch loss
   and gradient splits the same way (``engine.should_split_full_batch``).
-By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``). The
+By default BLAS keeps its own setting (all cores, or ``OPENBLAS_NUM_THREADS``), but
+wide steps on OpenBLAS give up the cores other processes keep busy (``busy``). The
 BLAS thread count is per process, so this setting is too: it also applies to NumPy's
 and SciPy's own matrix products, which also run on one thread while a small or
 full-batch model trains. The measurements behind these rules: docs/performance.md.
@@ -29,6 +30,7 @@ from .validation import check_int
 _lock = threading.Lock()
 _controller = None
 _budget = None  # threads fastnn may use: set_num_threads, else BLAS's count when first asked
+_fixed = False  # set_num_threads was called: the count is the user's, kept whatever the load
 _serial_lock = threading.Lock()
 _serial_users = 0
 _serial_saved = None  # (library controller, its thread count) pairs to restore
@@ -161,12 +163,26 @@ def set_num_threads(n: int) -> None:
     wait for a descheduled sibling spin (docs/performance.md has the measurements).
     The environment variable ``FASTNN_NUM_THREADS`` sets it at import.
     """
-    global _budget
+    global _budget, _fixed
     n = check_int("n", n)
     controller = _blas()
     _take_blas_control()
     controller.limit(limits=n)
-    _budget = n
+    _budget, _fixed = n, True
+
+
+def fixed() -> bool:
+    """Whether the user set the thread count (``set_num_threads``, ``FASTNN_NUM_THREADS``):
+    then wide steps keep it on a busy machine too (``busy``)."""
+    return _fixed
+
+
+def limit_blas(n: int) -> None:
+    """Every BLAS library of the process on ``n`` threads from now on; fastnn's budget
+    stays as it is (``busy``: fewer threads while other processes hold cores)."""
+    controller = _blas()
+    _take_blas_control()
+    controller.limit(limits=n)
 
 
 def get_num_threads() -> int:
