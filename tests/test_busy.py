@@ -64,7 +64,7 @@ def load(monkeypatch):
 
     monkeypatch.setattr(busy, "busy_seconds", busy_seconds)
     monkeypatch.setattr(busy, "WINDOW", 0.0)
-    monkeypatch.setattr(busy, "_chosen", None)
+    monkeypatch.setattr(busy, "_held", None)
     monkeypatch.setattr(threads, "limit_blas", limit_blas)
     Load.count = count
     yield Load

@@ -34,7 +34,7 @@ _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 _lock = threading.Lock()
 _active = False  # a training call adapts: one at a time (BLAS's thread count is per process)
-_chosen = None  # the thread count the last measurement chose, for the next epochs and calls
+_held = None  # cores other processes held in the last measurement, for the next epochs and calls
 
 
 def cores():
@@ -84,8 +84,8 @@ def threads_for(most, n_cpus, held):
 
 
 class Pace:
-    """One training call's watch of the load: ``before_epoch`` sets the thread count
-    chosen last, ``after_epoch`` measures and chooses once a window has passed."""
+    """One training call's watch of the load: ``before_epoch`` sets the thread count that
+    the last measurement leaves, ``after_epoch`` measures once a window has passed."""
 
     def __init__(self, cpus, most):
         self.cpus, self.most = cpus, most
@@ -93,7 +93,7 @@ class Pace:
         self.start = None  # the sample that opened the window
 
     def before_epoch(self):
-        want = self.most if _chosen is None else min(_chosen, self.most)
+        want = self.most if _held is None else threads_for(self.most, len(self.cpus), _held)
         if want != self.threads:
             threads.limit_blas(want)
             self.threads = want
@@ -101,12 +101,12 @@ class Pace:
             self.start = sample(self.cpus)
 
     def after_epoch(self):
-        global _chosen
+        global _held
         if self.start is None or time.perf_counter() - self.start[0] < WINDOW:
             return
         end = sample(self.cpus)
         if end[2] is not None and self.start[2] is not None:
-            _chosen = threads_for(self.most, len(self.cpus), held_by_others(self.start, end))
+            _held = held_by_others(self.start, end)
         self.start = None
 
 
