@@ -9,7 +9,7 @@ busy machine"). Small steps are not concerned: they keep BLAS on one thread, or 
 their batches with a helper that joins only while it pays (``fastnn._core.split``).
 
 So a training call of wide steps on OpenBLAS watches the load (``adapting``, from
-``engine.training``): over each window of its epochs (``WINDOW`` seconds at least), the
+``products.wide_training``): over each window of its epochs (``WINDOW`` seconds at least), the
 CPU time other processes took on this process's cores is the cores' busy time
 (/proc/stat) less this process's own CPU time; the next epochs run on the thread count
 the call began with, less the cores so held, rounded at half a core (``threads_for``).
@@ -87,10 +87,10 @@ class Pace:
     """One training call's watch of the load: ``before_epoch`` sets the thread count that
     the last measurement leaves, ``after_epoch`` measures once a window has passed."""
 
-    def __init__(self, cpus, most):
+    def __init__(self, cpus, most, start=None):
         self.cpus, self.most = cpus, most
         self.threads = most  # BLAS's count now
-        self.start = None  # the sample that opened the window
+        self.start = start  # the sample that opened the window
 
     def before_epoch(self):
         want = self.most if _held is None else threads_for(self.most, len(self.cpus), _held)
@@ -111,25 +111,28 @@ class Pace:
 
 
 @contextlib.contextmanager
-def adapting():
-    """Context for a training call of wide steps on OpenBLAS: yields a ``Pace`` for its
-    epochs, or None when the thread count stays as it is (module docstring); BLAS's count
-    at the start comes back at the end."""
+def adapting(work):
+    """Context for a training call of wide steps on OpenBLAS with the workspace ``work``:
+    inside, ``work.blas_pace`` is a ``Pace`` for its epochs (``engine.fit_epoch`` calls
+    it), or None when the thread count stays as it is (module docstring); BLAS's count at
+    the start comes back at the end. The call's first sample opens the first window."""
     global _active
     cpus = cores()
     most = 1 if threads.fixed() or cpus is None else threads.get_num_threads()
-    if most < 2 or busy_seconds(cpus) is None:
-        yield None
+    first = sample(cpus) if most >= 2 else None
+    if first is None or first[2] is None:
+        yield
         return
     with _lock:
         mine, _active = not _active, True
     if not mine:
-        yield None
+        yield
         return
-    pace = Pace(cpus, most)
+    pace = work.blas_pace = Pace(cpus, most, first)
     try:
-        yield pace
+        yield
     finally:
+        work.blas_pace = None
         if pace.threads != most:
             threads.limit_blas(most)
         with _lock:

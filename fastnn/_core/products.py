@@ -214,14 +214,6 @@ def wide_training(work):
     products on oneDNN where ``wide_step`` routes them there, else on OpenBLAS with the
     threads that other processes' load leaves (``busy``; ``engine.fit_epoch`` measures
     around each epoch)."""
-    with wide_step(work.grad.dtype) as routed:
-        if routed:
-            yield
-            return
-        with busy.adapting() as pace:
-            work.blas_pace = pace
-            try:
-                yield
-            finally:
-                work.blas_pace = None
+    with wide_step(work.grad.dtype) as routed, contextlib.nullcontext() if routed else busy.adapting(work):
+        yield
 

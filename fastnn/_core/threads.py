@@ -165,9 +165,7 @@ def set_num_threads(n: int) -> None:
     """
     global _budget, _fixed
     n = check_int("n", n)
-    controller = _blas()
-    _take_blas_control()
-    controller.limit(limits=n)
+    limit_blas(n)
     _budget, _fixed = n, True
 
 
